@@ -1,0 +1,54 @@
+//! Attaches a virtual OpenPGP card to pcscd through vsmartcard's vpcd driver.
+//!
+//! Test use only: the card's RNG is seeded with a constant.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use cardecrypt_vcard::{vpcd, Config, VirtualCard};
+use clap::Parser;
+
+/// Attach a virtual OpenPGP card (opcard, test keys only) to pcscd via vpcd. Runs until killed.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Keep keys, PINs and card data in this folder across restarts (default: RAM only)
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+    /// Card serial number, 8 hex digits; the card's ident becomes FFFE:<serial>
+    #[arg(long, value_name = "HEX8", default_value = "00000001", value_parser = parse_serial)]
+    serial: u32,
+    /// vpcd's TCP port on 127.0.0.1
+    #[arg(long, value_name = "N", default_value_t = 35963)]
+    port: u16,
+}
+
+fn parse_serial(s: &str) -> Result<u32, String> {
+    if s.len() != 8 {
+        return Err("expected exactly 8 hex digits".into());
+    }
+    u32::from_str_radix(s, 16).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = Config {
+        serial: args.serial,
+        state_dir: args.state,
+    };
+    let card = match VirtualCard::start(config) {
+        Ok(card) => card,
+        Err(e) => {
+            eprintln!("cardecrypt-vcard: cannot start the card: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = format!("127.0.0.1:{}", args.port);
+    let message = format!("cardecrypt-vcard: card {} attached to vpcd at {addr}", card.ident());
+    let mut announced = false;
+    vpcd::serve_forever(&card, &addr, move || {
+        if !announced {
+            eprintln!("{message}");
+            announced = true;
+        }
+    })
+}
