@@ -1,0 +1,30 @@
+//! cardecrypt: decrypt OpenPGP messages with the key on an OpenPGP card.
+//!
+//! Module map:
+//! - [`cli`]: the command line (clap types only)
+//! - [`cmd`]: one file per verb, glue from arguments to the library
+//! - [`card`]: everything that talks to a card (PC/SC transport, PINs, key data)
+//! - [`decrypt`]: message -> card -> session key -> authenticated plaintext
+//! - [`provision`]: putting keys on a card
+//! - [`output`]: writing plaintext safely
+//! - [`ui`]: the one trait through which the core asks the user anything
+//! - [`error`]: failures with a hint and an exit code
+
+pub mod card;
+pub mod cli;
+pub mod cmd;
+pub mod decrypt;
+pub mod error;
+pub mod output;
+pub mod provision;
+pub mod ui;
+
+pub use error::{Error, Result};
+
+/// Runs a parsed command line; the caller turns the result into an exit code.
+pub fn run(cli: cli::Cli) -> Result<()> {
+    match cli.command {
+        None => cmd::decrypt::run(&cli.decrypt),
+        Some(cli::Command::Card(c)) => cmd::card::run(c),
+    }
+}

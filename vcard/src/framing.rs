@@ -27,7 +27,10 @@ struct Chained {
 
 /// A complete command for the card, or an answer the framer gives itself.
 pub enum Step {
-    Card { command: Vec<u8>, max_response: usize },
+    Card {
+        command: Vec<u8>,
+        max_response: usize,
+    },
     Reply(Vec<u8>),
 }
 
@@ -42,7 +45,9 @@ impl Framer {
             return Step::Reply(status(0x6700));
         }
         if apdu[1] == INS_GET_RESPONSE && self.chained.is_none() {
-            let le = apdu.get(4).map_or(256, |&b| if b == 0 { 256 } else { b as usize });
+            let le = apdu
+                .get(4)
+                .map_or(256, |&b| if b == 0 { 256 } else { b as usize });
             if self.pending.is_empty() {
                 return Step::Reply(status(0x6985));
             }
@@ -155,7 +160,10 @@ mod tests {
         };
         assert_eq!(r, [0x90, 0x00]);
         let (cmd, max) = card_command(f.accept(&[0x00, 0x2a, 0x80, 0x86, 1, 0xcc, 0x00]));
-        assert_eq!(cmd, [0x00, 0x2a, 0x80, 0x86, 0, 0, 3, 0xaa, 0xbb, 0xcc, 0, 0]);
+        assert_eq!(
+            cmd,
+            [0x00, 0x2a, 0x80, 0x86, 0, 0, 3, 0xaa, 0xbb, 0xcc, 0, 0]
+        );
         assert_eq!(max, 256);
     }
 

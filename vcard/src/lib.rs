@@ -35,8 +35,8 @@ use trussed::{
 
 /// ATR of the virtual card (T=1, with the card's historical bytes).
 pub const ATR: &[u8] = &[
-    0x3B, 0xDA, 0x18, 0xFF, 0x81, 0xB1, 0xFE, 0x75, 0x1F, 0x03, 0x00, 0x31, 0xF5, 0x73, 0xC0,
-    0x01, 0x60, 0x00, 0x90, 0x00, 0x1C,
+    0x3B, 0xDA, 0x18, 0xFF, 0x81, 0xB1, 0xFE, 0x75, 0x1F, 0x03, 0x00, 0x31, 0xF5, 0x73, 0xC0, 0x01,
+    0x60, 0x00, 0x90, 0x00, 0x1C,
 ];
 
 /// Manufacturer id 0xFFFE: "for test cards" in the OpenPGP card spec's range.
@@ -269,7 +269,9 @@ impl CardTransaction for InProcessTransaction<'_> {
         _pin: PinType,
         _card_caps: &Option<CardCaps>,
     ) -> Result<Vec<u8>, SmartcardError> {
-        Err(SmartcardError::Error("the virtual card has no PIN pad".into()))
+        Err(SmartcardError::Error(
+            "the virtual card has no PIN pad".into(),
+        ))
     }
 
     fn pinpad_modify(
@@ -277,7 +279,9 @@ impl CardTransaction for InProcessTransaction<'_> {
         _pin: PinType,
         _card_caps: &Option<CardCaps>,
     ) -> Result<Vec<u8>, SmartcardError> {
-        Err(SmartcardError::Error("the virtual card has no PIN pad".into()))
+        Err(SmartcardError::Error(
+            "the virtual card has no PIN pad".into(),
+        ))
     }
 
     fn was_reset(&self) -> bool {

@@ -43,7 +43,10 @@ fn main() -> ExitCode {
         }
     };
     let addr = format!("127.0.0.1:{}", args.port);
-    let message = format!("cardecrypt-vcard: card {} attached to vpcd at {addr}", card.ident());
+    let message = format!(
+        "cardecrypt-vcard: card {} attached to vpcd at {addr}",
+        card.ident()
+    );
     let mut announced = false;
     vpcd::serve_forever(&card, &addr, move || {
         if !announced {

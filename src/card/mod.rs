@@ -1,0 +1,175 @@
+//! Everything that talks to a card: finding cards, reading what a decrypt needs, PINs.
+//!
+//! The transport is a `card_backend::CardBackend`: PC/SC for real cards, the virtual card in
+//! tests. Nothing above this module knows which.
+
+pub mod metered;
+pub mod pcsc;
+pub mod pin;
+pub mod pubkey;
+
+use card_backend::CardBackend;
+use openpgp_card::{
+    ocard::{
+        algorithm::AlgorithmAttributes,
+        data::{Fingerprint, KeyGenerationTime},
+        KeyType,
+    },
+    state::{Open, Transaction},
+    Card,
+};
+
+use crate::error::{Error, Result};
+use metered::{ApduCounter, Metered};
+
+pub type Backend = Box<dyn CardBackend + Send + Sync>;
+
+/// Where cards come from.
+pub trait CardSource {
+    /// Every card present, each with the name of its reader.
+    fn backends(&mut self) -> Result<Vec<(String, Backend)>>;
+}
+
+/// The cards pcscd sees.
+#[derive(Default)]
+pub struct PcscSource;
+
+impl CardSource for PcscSource {
+    fn backends(&mut self) -> Result<Vec<(String, Backend)>> {
+        let (ctx, readers) = pcsc::readers()?;
+        if readers.is_empty() {
+            return Err(Error::NoReader);
+        }
+        let mut cards: Vec<(String, Backend)> = Vec::new();
+        let mut busy = None;
+        for reader in &readers {
+            match pcsc::PcscCard::connect(&ctx, reader)? {
+                pcsc::Connect::Card(card) => {
+                    cards.push((card.reader().to_string(), Box::new(card)))
+                }
+                pcsc::Connect::Busy => busy = Some(reader.to_string_lossy().into_owned()),
+                pcsc::Connect::Empty => {}
+            }
+        }
+        match (cards.is_empty(), busy) {
+            (true, Some(reader)) => Err(Error::CardBusy { reader }),
+            (true, None) => Err(Error::NoCard {
+                readers: readers
+                    .iter()
+                    .map(|r| r.to_string_lossy().into_owned())
+                    .collect(),
+            }),
+            _ => Ok(cards),
+        }
+    }
+}
+
+/// A card with the OpenPGP application selected.
+pub struct OpenCard {
+    pub reader: String,
+    pub card: Card<Open>,
+}
+
+/// Selects the OpenPGP application on every card; cards without it are skipped.
+pub fn open_all(
+    source: &mut dyn CardSource,
+    counter: &ApduCounter,
+    trace: bool,
+) -> Result<Vec<OpenCard>> {
+    let mut open = Vec::new();
+    let mut last_err = None;
+    for (reader, backend) in source.backends()? {
+        let metered = Metered::new(backend, counter.clone(), trace);
+        match Card::<Open>::new(Box::new(metered) as Backend) {
+            Ok(card) => open.push(OpenCard { reader, card }),
+            Err(e) => last_err = Some(Error::from_card(e)),
+        }
+    }
+    match (open.is_empty(), last_err) {
+        (true, Some(Error::CardRemoved)) => Err(Error::CardRemoved),
+        (true, _) => Err(Error::NoCard {
+            readers: Vec::new(),
+        }),
+        _ => Ok(open),
+    }
+}
+
+/// What a decrypt needs to know about a card, all from one GET DATA 6E.
+pub struct CardInfo {
+    pub ident: String,
+    pub decryption: Option<SlotInfo>,
+    pub pw1_tries: u8,
+    pub touch_for_decrypt: bool,
+    pub kdf_supported: bool,
+}
+
+pub struct SlotInfo {
+    pub fingerprint: Fingerprint,
+    pub algorithm: AlgorithmAttributes,
+    pub created: Option<KeyGenerationTime>,
+}
+
+impl CardInfo {
+    pub fn read(tx: &mut Card<Transaction<'_>>) -> Result<CardInfo> {
+        let ident = tx
+            .application_identifier()
+            .map_err(Error::from_card)?
+            .ident();
+        let fingerprint = tx
+            .fingerprint(KeyType::Decryption)
+            .map_err(Error::from_card)?;
+        let decryption = match fingerprint {
+            None => None,
+            Some(fingerprint) => Some(SlotInfo {
+                fingerprint,
+                algorithm: tx
+                    .algorithm_attributes(KeyType::Decryption)
+                    .map_err(Error::from_card)?,
+                created: tx
+                    .key_generation_time(KeyType::Decryption)
+                    .map_err(Error::from_card)?,
+            }),
+        };
+        let pw1_tries = tx
+            .pw_status_bytes()
+            .map_err(Error::from_card)?
+            .err_count_pw1();
+        let touch_for_decrypt = tx
+            .user_interaction_flag(KeyType::Decryption)
+            .map_err(Error::from_card)?
+            .is_some_and(|uif| uif.touch_policy().touch_required());
+        let kdf_supported = tx
+            .extended_capabilities()
+            .map_err(Error::from_card)?
+            .kdf_do();
+        Ok(CardInfo {
+            ident,
+            decryption,
+            pw1_tries,
+            touch_for_decrypt,
+            kdf_supported,
+        })
+    }
+}
+
+/// True when `wanted` names this card: its full ident (`FFFE:00000001`) or its serial alone.
+pub fn ident_matches(ident: &str, wanted: &str) -> bool {
+    let wanted = wanted.trim().to_ascii_uppercase();
+    ident.eq_ignore_ascii_case(&wanted)
+        || ident
+            .split_once(':')
+            .is_some_and(|(_, serial)| serial == wanted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_is_named_by_ident_or_serial() {
+        assert!(ident_matches("FFFE:00000001", "fffe:00000001"));
+        assert!(ident_matches("FFFE:00000001", "00000001"));
+        assert!(!ident_matches("FFFE:00000001", "FFFE:00000002"));
+        assert!(!ident_matches("FFFE:00000001", "0001"));
+    }
+}

@@ -1,0 +1,190 @@
+//! The PC/SC transport: shared access, short transactions, disconnect without reset.
+//!
+//! card-backend-pcsc disconnects through `pcsc::Card`'s `Drop`, which uses SCARD_RESET_CARD:
+//! every run would reset the card, forgetting a verified PIN and disturbing other programs
+//! (scdaemon sees a reset). This backend leaves the card as it is on disconnect, and on
+//! "card was reset" reconnects and re-selects the application.
+
+use std::ffi::{CStr, CString};
+
+use card_backend::{CardBackend, CardCaps, CardTransaction, PinType, SmartcardError};
+
+use crate::error::Error;
+
+const REMOVED: &str = "the card was removed";
+
+/// One card in one reader, connected in shared mode.
+pub struct PcscCard {
+    card: Option<pcsc::Card>,
+    reader: String,
+}
+
+/// What happened when connecting to a reader.
+pub enum Connect {
+    Card(PcscCard),
+    Empty,
+    Busy,
+}
+
+/// Opens a PC/SC context and lists the readers.
+pub fn readers() -> Result<(pcsc::Context, Vec<CString>), Error> {
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(service_error)?;
+    let readers = match ctx.list_readers_owned() {
+        Ok(r) => r,
+        Err(pcsc::Error::NoReadersAvailable) => Vec::new(),
+        Err(e) => return Err(service_error(e)),
+    };
+    Ok((ctx, readers))
+}
+
+fn service_error(e: pcsc::Error) -> Error {
+    match e {
+        pcsc::Error::NoService | pcsc::Error::ServiceStopped => {
+            Error::NoService("pcscd is not running".into())
+        }
+        other => Error::NoService(other.to_string()),
+    }
+}
+
+impl PcscCard {
+    pub fn connect(ctx: &pcsc::Context, reader: &CStr) -> Result<Connect, Error> {
+        let name = reader.to_string_lossy().into_owned();
+        match ctx.connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY) {
+            Ok(card) => Ok(Connect::Card(PcscCard {
+                card: Some(card),
+                reader: name,
+            })),
+            Err(pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard) => Ok(Connect::Empty),
+            Err(pcsc::Error::SharingViolation) => Ok(Connect::Busy),
+            Err(pcsc::Error::UnpoweredCard | pcsc::Error::UnresponsiveCard) => Ok(Connect::Empty),
+            Err(e) => Err(service_error(e)),
+        }
+    }
+
+    pub fn reader(&self) -> &str {
+        &self.reader
+    }
+}
+
+impl Drop for PcscCard {
+    fn drop(&mut self) {
+        if let Some(card) = self.card.take() {
+            // Leave the card as it is: a reset would forget the verified PIN.
+            let _ = card.disconnect(pcsc::Disposition::LeaveCard);
+        }
+    }
+}
+
+fn transmit_error(e: pcsc::Error) -> SmartcardError {
+    match e {
+        pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard => {
+            SmartcardError::SmartCardConnectionError(REMOVED.into())
+        }
+        other => SmartcardError::Error(other.to_string()),
+    }
+}
+
+/// Maps transport errors to ours.
+pub fn classify(e: &SmartcardError) -> Error {
+    match e {
+        SmartcardError::SmartCardConnectionError(s) if s == REMOVED => Error::CardRemoved,
+        SmartcardError::ContextError(s) => Error::NoService(s.clone()),
+        SmartcardError::NoReaderFoundError => Error::NoReader,
+        other => Error::Card(other.to_string()),
+    }
+}
+
+impl CardBackend for PcscCard {
+    fn limit_card_caps(&self, card_caps: CardCaps) -> CardCaps {
+        card_caps
+    }
+
+    fn transaction(
+        &mut self,
+        reselect_application: Option<&[u8]>,
+    ) -> Result<Box<dyn CardTransaction + Send + Sync + '_>, SmartcardError> {
+        let card = self
+            .card
+            .as_mut()
+            .ok_or_else(|| SmartcardError::SmartCardConnectionError(REMOVED.into()))?;
+        let mut was_reset = false;
+        let mut card = card;
+        let tx = loop {
+            match card.transaction2() {
+                Ok(tx) => break tx,
+                // Reconnect once: a card that keeps resetting is a card in trouble.
+                Err((again, pcsc::Error::ResetCard)) if !was_reset => {
+                    was_reset = true;
+                    again
+                        .reconnect(
+                            pcsc::ShareMode::Shared,
+                            pcsc::Protocols::ANY,
+                            pcsc::Disposition::LeaveCard,
+                        )
+                        .map_err(transmit_error)?;
+                    card = again;
+                }
+                Err((_, e)) => return Err(transmit_error(e)),
+            }
+        };
+        let mut tx = PcscTransaction { tx, was_reset };
+        if was_reset {
+            if let Some(app) = reselect_application {
+                let res = tx.select(app)?;
+                if !res.ends_with(&[0x90, 0x00]) {
+                    return Err(SmartcardError::Error(
+                        "the card was reset and the OpenPGP application could not be selected \
+                         again"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        Ok(Box::new(tx))
+    }
+}
+
+struct PcscTransaction<'a> {
+    tx: pcsc::Transaction<'a>,
+    was_reset: bool,
+}
+
+impl CardTransaction for PcscTransaction<'_> {
+    fn transmit(&mut self, cmd: &[u8], buf_size: usize) -> Result<Vec<u8>, SmartcardError> {
+        let mut buf = vec![0; buf_size.max(pcsc::MAX_BUFFER_SIZE_EXTENDED)];
+        let resp = self.tx.transmit(cmd, &mut buf).map_err(transmit_error)?;
+        Ok(resp.to_vec())
+    }
+
+    fn feature_pinpad_verify(&self) -> bool {
+        false
+    }
+
+    fn feature_pinpad_modify(&self) -> bool {
+        false
+    }
+
+    fn pinpad_verify(
+        &mut self,
+        _pin: PinType,
+        _card_caps: &Option<CardCaps>,
+    ) -> Result<Vec<u8>, SmartcardError> {
+        Err(SmartcardError::Error(
+            "PIN pad readers are not supported yet".into(),
+        ))
+    }
+
+    fn pinpad_modify(
+        &mut self,
+        _pin: PinType,
+        _card_caps: &Option<CardCaps>,
+    ) -> Result<Vec<u8>, SmartcardError> {
+        Err(SmartcardError::Error(
+            "PIN pad readers are not supported yet".into(),
+        ))
+    }
+
+    fn was_reset(&self) -> bool {
+        self.was_reset
+    }
+}

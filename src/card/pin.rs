@@ -1,0 +1,147 @@
+//! Unlocking the decryption key: PIN sources, retry-counter care, no automatic retries.
+
+use std::{io::Read, path::PathBuf};
+
+use openpgp_card::{ocard::StatusBytes, state::Transaction, Card};
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use super::CardInfo;
+use crate::{
+    error::{Error, Result},
+    ui::Interaction,
+};
+
+/// Where the user PIN comes from, besides a card that is still unlocked.
+#[derive(Clone, Debug)]
+pub enum PinSource {
+    /// First line of this file.
+    File(PathBuf),
+    /// First line read from this file descriptor.
+    Fd(i32),
+    /// Ask through the interaction (a terminal), unless in batch mode.
+    Ask,
+}
+
+pub struct PinPolicy {
+    pub source: PinSource,
+    pub batch: bool,
+    pub allow_last_try: bool,
+}
+
+/// Reads a PIN from a file or descriptor: the first line, without its line ending.
+pub fn read_pin(source: &PinSource) -> Result<Option<SecretString>> {
+    let (path, what) = match source {
+        PinSource::Ask => return Ok(None),
+        PinSource::File(p) => (
+            p.clone(),
+            format!("cannot read the PIN file {}", p.display()),
+        ),
+        // /dev/fd/N opens the inherited descriptor without unsafe code.
+        PinSource::Fd(n) => (
+            PathBuf::from(format!("/dev/fd/{n}")),
+            format!("cannot read the PIN from file descriptor {n}"),
+        ),
+    };
+    let mut raw = Zeroizing::new(Vec::new());
+    std::fs::File::open(&path)
+        .and_then(|mut f| f.read_to_end(&mut raw))
+        .map_err(|e| Error::PinUnavailable(format!("{what}: {e}")))?;
+    let line = raw.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let pin = std::str::from_utf8(line)
+        .map_err(|_| Error::PinUnavailable(format!("{what}: the PIN is not UTF-8")))?;
+    if pin.is_empty() {
+        return Err(Error::PinUnavailable(format!("{what}: it is empty")));
+    }
+    Ok(Some(SecretString::from(pin)))
+}
+
+/// Makes sure PW1 (mode 82) is verified, spending at most one try, and only knowingly.
+pub fn unlock(
+    tx: &mut Card<Transaction<'_>>,
+    info: &CardInfo,
+    policy: &PinPolicy,
+    ui: &mut dyn Interaction,
+) -> Result<()> {
+    let given = read_pin(&policy.source)?;
+    let mut tries = info.pw1_tries;
+    let pin = match given {
+        Some(pin) => pin,
+        None => {
+            // Ask the card before asking the user: a card still unlocked needs no PIN. An
+            // empty VERIFY answers 9000 (verified) or 63Cx (x tries left) and spends nothing.
+            match tx.card().check_pw1_user() {
+                Ok(()) => return Ok(()),
+                Err(openpgp_card::Error::CardStatus(StatusBytes::PasswordNotChecked(n))) => {
+                    tries = n
+                }
+                Err(_) => {}
+            }
+            check_tries(tries, policy.allow_last_try)?;
+            if policy.batch {
+                return Err(Error::PinUnavailable(
+                    "and --batch forbids asking for it".into(),
+                ));
+            }
+            ui.user_pin(&info.ident, tries)?
+        }
+    };
+    check_tries(tries, policy.allow_last_try)?;
+    if pin.expose_secret().is_empty() {
+        return Err(Error::PinUnavailable("and the PIN given is empty".into()));
+    }
+    tx.verify_user_pin(pin).map_err(|e| match e {
+        openpgp_card::Error::CardStatus(StatusBytes::PasswordNotChecked(n)) => {
+            Error::WrongPin { tries_left: n }
+        }
+        openpgp_card::Error::CardStatus(
+            StatusBytes::SecurityStatusNotSatisfied
+            | StatusBytes::IncorrectParametersCommandDataField,
+        ) => Error::WrongPin {
+            tries_left: tries.saturating_sub(1),
+        },
+        other => Error::from_card(other),
+    })
+}
+
+fn check_tries(tries: u8, allow_last_try: bool) -> Result<()> {
+    match tries {
+        0 => Err(Error::PinBlocked),
+        1 if !allow_last_try => Err(Error::LastPinTry),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_try_needs_consent_and_zero_is_blocked() {
+        assert!(matches!(check_tries(0, true), Err(Error::PinBlocked)));
+        assert!(matches!(check_tries(1, false), Err(Error::LastPinTry)));
+        assert!(check_tries(1, true).is_ok());
+        assert!(check_tries(3, false).is_ok());
+    }
+
+    #[test]
+    fn pin_file_first_line_without_newline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("pin");
+        std::fs::write(&f, "123456\r\nignored\n").expect("write");
+        let pin = read_pin(&PinSource::File(f)).expect("read").expect("some");
+        assert_eq!(pin.expose_secret(), "123456");
+    }
+
+    #[test]
+    fn empty_pin_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("pin");
+        std::fs::write(&f, "\n").expect("write");
+        assert!(matches!(
+            read_pin(&PinSource::File(f)),
+            Err(Error::PinUnavailable(_))
+        ));
+    }
+}

@@ -1,0 +1,172 @@
+//! Rebuilds the OpenPGP public key of the card's decryption slot.
+//!
+//! Sequoia's session key handling wants the recipient's public key: its fingerprint feeds the
+//! ECDH key derivation, and its algorithm picks the session key format. A card stores the
+//! public point (or modulus), the creation time and the fingerprint, but not the ECDH KDF
+//! parameters; the parameters are found by rebuilding the key with each standard choice until
+//! its fingerprint is the one the card holds. The result is public data, cached on the host
+//! by fingerprint, so later runs need no extra APDU.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, UNIX_EPOCH},
+};
+
+use openpgp_card::{
+    ocard::{algorithm::AlgorithmAttributes, crypto::PublicKeyMaterial, KeyType},
+    state::Transaction,
+    Card,
+};
+use sequoia_openpgp::{
+    crypto::mpi,
+    packet::{
+        key::{Key4, PublicParts, UnspecifiedRole},
+        Key, Packet,
+    },
+    parse::Parse,
+    serialize::MarshalInto,
+    types::{Curve, HashAlgorithm, PublicKeyAlgorithm, SymmetricAlgorithm},
+    Fingerprint,
+};
+
+use super::SlotInfo;
+use crate::error::{Error, Result};
+
+pub type PublicKey = Key<PublicParts, UnspecifiedRole>;
+
+/// Where rebuilt public keys are kept: `$XDG_CACHE_HOME/cardecrypt/keys`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("cardecrypt").join("keys"))
+}
+
+/// The public key of the decryption slot, from the cache or rebuilt from the card.
+pub fn decryption_key(
+    tx: &mut Card<Transaction<'_>>,
+    slot: &SlotInfo,
+    cache_dir: Option<&Path>,
+) -> Result<PublicKey> {
+    let wanted = Fingerprint::from_bytes(4, slot.fingerprint.as_bytes())
+        .map_err(|e| Error::KeyMismatch(format!("bad fingerprint on the card: {e}")))?;
+    let cache_file = cache_dir.map(|d| d.join(format!("{}.pgp", wanted.to_hex())));
+    if let Some(key) = cache_file.as_deref().and_then(|f| read_cached(f, &wanted)) {
+        return Ok(key);
+    }
+    let material = tx
+        .public_key_material(KeyType::Decryption)
+        .map_err(Error::from_card)?;
+    let created = slot.created.as_ref().map(|t| t.get()).ok_or_else(|| {
+        Error::KeyMismatch("the card has no creation time for its decryption key".into())
+    })?;
+    let key = rebuild(&material, &slot.algorithm, created, &wanted)?;
+    if let Some(file) = cache_file {
+        write_cached(&file, &key);
+    }
+    Ok(key)
+}
+
+fn read_cached(file: &Path, wanted: &Fingerprint) -> Option<PublicKey> {
+    let bytes = std::fs::read(file).ok()?;
+    let key: PublicKey = match Packet::from_bytes(&bytes).ok()? {
+        Packet::PublicSubkey(k) => k.role_into_unspecified(),
+        Packet::PublicKey(k) => k.role_into_unspecified(),
+        _ => return None,
+    };
+    (key.fingerprint() == *wanted).then_some(key)
+}
+
+fn write_cached(file: &Path, key: &PublicKey) {
+    // A cache that cannot be written only costs one APDU next time.
+    let Some(dir) = file.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let packet = Packet::PublicSubkey(key.clone().role_into_subordinate());
+    if let Ok(bytes) = packet.to_vec() {
+        let tmp = file.with_extension("tmp");
+        if std::fs::write(&tmp, bytes).is_ok() {
+            let _ = std::fs::rename(&tmp, file);
+        }
+    }
+}
+
+/// Tries each plausible encoding of the card's key until one has the card's fingerprint.
+pub fn rebuild(
+    material: &PublicKeyMaterial,
+    algorithm: &AlgorithmAttributes,
+    created: u32,
+    wanted: &Fingerprint,
+) -> Result<PublicKey> {
+    let time = UNIX_EPOCH + Duration::from_secs(created.into());
+    for (pk_algo, mpis) in candidates(material, algorithm)? {
+        let key = Key4::<PublicParts, UnspecifiedRole>::new(time, pk_algo, mpis)
+            .map_err(|e| Error::KeyMismatch(e.to_string()))?;
+        let key: PublicKey = key.into();
+        if key.fingerprint() == *wanted {
+            return Ok(key);
+        }
+    }
+    Err(Error::KeyMismatch(format!(
+        "the card's decryption key does not match its fingerprint {wanted}"
+    )))
+}
+
+fn candidates(
+    material: &PublicKeyMaterial,
+    algorithm: &AlgorithmAttributes,
+) -> Result<Vec<(PublicKeyAlgorithm, mpi::PublicKey)>> {
+    match material {
+        PublicKeyMaterial::R(rsa) => {
+            let mpis = mpi::PublicKey::RSA {
+                e: mpi::MPI::new(rsa.v()),
+                n: mpi::MPI::new(rsa.n()),
+            };
+            Ok(vec![
+                (PublicKeyAlgorithm::RSAEncryptSign, mpis.clone()),
+                #[allow(deprecated)]
+                (PublicKeyAlgorithm::RSAEncrypt, mpis),
+            ])
+        }
+        PublicKeyMaterial::E(ecc) => {
+            let AlgorithmAttributes::Ecc(attrs) = algorithm else {
+                return Err(Error::KeyMismatch(
+                    "the card reports an EC key in a non-EC slot".into(),
+                ));
+            };
+            let curve = Curve::from_oid(attrs.oid());
+            let point = match curve {
+                // OpenPGP marks a native-encoded point with a 0x40 prefix.
+                Curve::Cv25519 => {
+                    let mut p = vec![0x40];
+                    p.extend_from_slice(ecc.data());
+                    p
+                }
+                _ => ecc.data().to_vec(),
+            };
+            let mut out = Vec::new();
+            for hash in [
+                HashAlgorithm::SHA256,
+                HashAlgorithm::SHA384,
+                HashAlgorithm::SHA512,
+            ] {
+                for sym in [
+                    SymmetricAlgorithm::AES128,
+                    SymmetricAlgorithm::AES192,
+                    SymmetricAlgorithm::AES256,
+                ] {
+                    let mpis = mpi::PublicKey::ECDH {
+                        curve: curve.clone(),
+                        q: mpi::MPI::new(&point),
+                        hash,
+                        sym,
+                    };
+                    out.push((PublicKeyAlgorithm::ECDH, mpis));
+                }
+            }
+            Ok(out)
+        }
+    }
+}

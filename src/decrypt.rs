@@ -1,0 +1,432 @@
+//! Message -> PKESK -> card -> session key -> authenticated plaintext.
+//!
+//! The host parses the message and finds the encrypted session keys; the card that holds a
+//! matching key unwraps one (PSO:DECIPHER); the host decrypts and authenticates the rest.
+//! Plaintext is released only after the whole message authenticated (MDC or final AEAD tag).
+
+use std::{io::Read, path::PathBuf};
+
+use openpgp_card::{
+    ocard::{algorithm::AlgorithmAttributes, crypto::Cryptogram},
+    state::Transaction,
+    Card,
+};
+use sequoia_openpgp::{
+    self as openpgp,
+    crypto::{self, mem::Protected, mpi, SessionKey},
+    packet::{PKESK, SKESK},
+    parse::{
+        stream::{
+            DecryptionHelper, DecryptorBuilder, MessageLayer, MessageStructure, VerificationHelper,
+        },
+        Parse,
+    },
+    policy::StandardPolicy,
+    types::{Curve, SymmetricAlgorithm},
+    Cert, KeyHandle, KeyID,
+};
+use zeroize::Zeroizing;
+
+use crate::{
+    card::{
+        self,
+        metered::ApduCounter,
+        pin::{self, PinPolicy},
+        pubkey::{self, PublicKey},
+        CardInfo, CardSource,
+    },
+    error::{Error, Result},
+    ui::Interaction,
+};
+
+pub struct DecryptOptions {
+    /// Use only this card (ident or serial).
+    pub card: Option<String>,
+    pub pin: PinPolicy,
+    /// Print every APDU (secrets redacted) and diagnostics on stderr.
+    pub trace: bool,
+    /// Where rebuilt public keys are cached; `None` disables the cache.
+    pub key_cache: Option<PathBuf>,
+}
+
+/// What happened, for diagnostics and status output.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub card: String,
+    pub key_fingerprint: String,
+    pub apdus: usize,
+    pub signatures: usize,
+}
+
+/// Decrypts a whole message. Returns the plaintext only if it is fully authenticated.
+pub fn decrypt(
+    input: &mut dyn Read,
+    source: &mut dyn CardSource,
+    ui: &mut dyn Interaction,
+    options: &DecryptOptions,
+) -> Result<(Zeroizing<Vec<u8>>, Report)> {
+    let mut message = Vec::new();
+    input
+        .read_to_end(&mut message)
+        .map_err(|e| Error::io("cannot read the message", e))?;
+    if message.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::NotOpenPgp("the input is empty".into()));
+    }
+
+    let counter = ApduCounter::default();
+    let mut state = State::default();
+    let policy = StandardPolicy::new();
+    let helper = Helper {
+        source,
+        ui,
+        options,
+        counter: counter.clone(),
+        state: &mut state,
+    };
+    let result = DecryptorBuilder::from_bytes(&message[..])
+        .and_then(|b| b.with_policy(&policy, None, helper));
+    let mut decryptor = match result {
+        Ok(d) => d,
+        Err(e) => {
+            let failure = state.failure.take();
+            return Err(failure.unwrap_or_else(|| classify_parse_error(&message, &e)));
+        }
+    };
+    let mut plaintext = Zeroizing::new(Vec::new());
+    if let Err(e) = decryptor.read_to_end(&mut plaintext) {
+        return Err(Error::BadMessage(io_error_chain(&e)));
+    }
+    if !decryptor.message_processed() {
+        return Err(Error::BadMessage("the message ended early".into()));
+    }
+    drop(decryptor);
+    let report = Report {
+        apdus: counter.get(),
+        signatures: state.signatures,
+        card: state.card,
+        key_fingerprint: state.key_fingerprint,
+    };
+    Ok((plaintext, report))
+}
+
+/// Not OpenPGP at all, or OpenPGP that is broken.
+fn classify_parse_error(message: &[u8], e: &anyhow::Error) -> Error {
+    let armored = message
+        .windows(b"-----BEGIN PGP".len())
+        .any(|w| w == b"-----BEGIN PGP");
+    let binary_packet = message.first().is_some_and(|b| b & 0x80 != 0);
+    if !armored && !binary_packet {
+        Error::NotOpenPgp("no OpenPGP data found".into())
+    } else {
+        Error::BadMessage(anyhow_chain(e))
+    }
+}
+
+fn anyhow_chain(e: &anyhow::Error) -> String {
+    let parts: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    parts.join(": ")
+}
+
+fn io_error_chain(e: &std::io::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+#[derive(Default)]
+struct State {
+    failure: Option<Error>,
+    card: String,
+    key_fingerprint: String,
+    signatures: usize,
+}
+
+struct Helper<'h> {
+    source: &'h mut dyn CardSource,
+    ui: &'h mut dyn Interaction,
+    options: &'h DecryptOptions,
+    counter: ApduCounter,
+    state: &'h mut State,
+}
+
+impl VerificationHelper for Helper<'_> {
+    fn get_certs(&mut self, _ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
+        Ok(Vec::new())
+    }
+
+    fn check(&mut self, structure: MessageStructure) -> openpgp::Result<()> {
+        for layer in structure {
+            if let MessageLayer::SignatureGroup { results } = layer {
+                self.state.signatures += results.len();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DecryptionHelper for Helper<'_> {
+    fn decrypt(
+        &mut self,
+        pkesks: &[PKESK],
+        skesks: &[SKESK],
+        sym_algo: Option<SymmetricAlgorithm>,
+        decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
+    ) -> openpgp::Result<Option<Cert>> {
+        match self.find_and_decrypt(pkesks, skesks, sym_algo, decrypt) {
+            Ok(()) => Ok(None),
+            Err(e) => {
+                let text = e.to_string();
+                self.state.failure = Some(e);
+                Err(anyhow::anyhow!(text))
+            }
+        }
+    }
+}
+
+fn describe_recipient(pkesk: &PKESK) -> String {
+    match pkesk.recipient() {
+        Some(handle) if !is_wildcard(&handle) => handle.to_hex(),
+        _ => "a hidden recipient".into(),
+    }
+}
+
+fn is_wildcard(handle: &KeyHandle) -> bool {
+    match handle {
+        KeyHandle::KeyID(id) => id.is_wildcard(),
+        KeyHandle::Fingerprint(_) => false,
+    }
+}
+
+/// Whether `pkesk` is for the key with this (v4) fingerprint; hidden recipients match any key.
+fn addressed_to(pkesk: &PKESK, fingerprint: &openpgp::Fingerprint) -> bool {
+    match pkesk.recipient() {
+        None => true,
+        Some(handle) if is_wildcard(&handle) => true,
+        Some(KeyHandle::KeyID(id)) => id == KeyID::from(fingerprint),
+        Some(KeyHandle::Fingerprint(fp)) => fp == *fingerprint,
+    }
+}
+
+impl Helper<'_> {
+    fn find_and_decrypt(
+        &mut self,
+        pkesks: &[PKESK],
+        skesks: &[SKESK],
+        sym_algo: Option<SymmetricAlgorithm>,
+        decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
+    ) -> Result<()> {
+        if pkesks.is_empty() {
+            return Err(if skesks.is_empty() {
+                Error::BadMessage("the message has no encrypted session key".into())
+            } else {
+                Error::PasswordOnly
+            });
+        }
+        let recipients: Vec<String> = pkesks.iter().map(describe_recipient).collect();
+        let trace = self.options.trace;
+        let cards = card::open_all(self.source, &self.counter, trace)?;
+
+        let mut seen = Vec::new();
+        let mut selected = 0;
+        for mut open in cards {
+            let mut tx = open.card.transaction().map_err(Error::from_card)?;
+            let info = CardInfo::read(&mut tx)?;
+            if let Some(wanted) = &self.options.card {
+                if !card::ident_matches(&info.ident, wanted) {
+                    seen.push(info.ident);
+                    continue;
+                }
+            }
+            selected += 1;
+            let Some(slot) = &info.decryption else {
+                seen.push(format!("{} (no decryption key)", info.ident));
+                continue;
+            };
+            let fingerprint = openpgp::Fingerprint::from_bytes(4, slot.fingerprint.as_bytes())
+                .map_err(|e| Error::Card(e.to_string()))?;
+            let matching: Vec<&PKESK> = pkesks
+                .iter()
+                .filter(|p| addressed_to(p, &fingerprint))
+                .collect();
+            if matching.is_empty() {
+                seen.push(format!("{} (key {})", info.ident, fingerprint.to_hex()));
+                continue;
+            }
+            if trace {
+                self.ui.note(&format!(
+                    "card {} in \"{}\" holds key {}",
+                    info.ident,
+                    open.reader,
+                    fingerprint.to_hex()
+                ));
+            }
+            let public = pubkey::decryption_key(&mut tx, slot, self.options.key_cache.as_deref())?;
+            pin::unlock(&mut tx, &info, &self.options.pin, self.ui)?;
+            if info.touch_for_decrypt {
+                self.ui.touch(&info.ident);
+            }
+            let mut decryptor = CardDecryptor::new(&mut tx, public, &slot.algorithm);
+            let explicit = matching
+                .iter()
+                .any(|p| p.recipient().is_some_and(|h| !is_wildcard(&h)));
+            for pkesk in matching {
+                if let Some((algo, session_key)) = pkesk.decrypt(&mut decryptor, sym_algo) {
+                    if decrypt(algo, &session_key) {
+                        self.state.card = info.ident.clone();
+                        self.state.key_fingerprint = fingerprint.to_hex();
+                        return Ok(());
+                    }
+                }
+                if let Some(e) = decryptor.failure.take() {
+                    return Err(e);
+                }
+            }
+            if explicit {
+                return Err(Error::BadMessage(format!(
+                    "the session key for card {}'s key does not decrypt the message",
+                    info.ident
+                )));
+            }
+            seen.push(format!("{} (key {})", info.ident, fingerprint.to_hex()));
+        }
+        match &self.options.card {
+            Some(wanted) if selected == 0 => Err(Error::CardNotFound {
+                wanted: wanted.clone(),
+                found: seen,
+            }),
+            _ => Err(Error::NoMatchingKey {
+                recipients,
+                cards: seen,
+            }),
+        }
+    }
+}
+
+/// Sequoia's view of the card's decryption key: PSO:DECIPHER behind `crypto::Decryptor`.
+struct CardDecryptor<'t, 'a> {
+    tx: &'t mut Card<Transaction<'a>>,
+    public: PublicKey,
+    /// RSA ciphertexts are left-padded to the modulus length.
+    modulus_bytes: usize,
+    /// Card errors, kept because sequoia's PKESK::decrypt reduces them to "no key".
+    failure: Option<Error>,
+}
+
+impl<'t, 'a> CardDecryptor<'t, 'a> {
+    fn new(
+        tx: &'t mut Card<Transaction<'a>>,
+        public: PublicKey,
+        algorithm: &AlgorithmAttributes,
+    ) -> Self {
+        let modulus_bytes = match algorithm {
+            AlgorithmAttributes::Rsa(rsa) => usize::from(rsa.len_n()).div_ceil(8),
+            _ => 0,
+        };
+        CardDecryptor {
+            tx,
+            public,
+            modulus_bytes,
+            failure: None,
+        }
+    }
+
+    fn decipher(&mut self, cryptogram: Cryptogram<'_>) -> openpgp::Result<Zeroizing<Vec<u8>>> {
+        match self.tx.card().decipher(cryptogram) {
+            Ok(v) => Ok(Zeroizing::new(v)),
+            Err(e) => {
+                let e = Error::from_card(e);
+                let text = e.to_string();
+                self.failure = Some(e);
+                Err(anyhow::anyhow!(text))
+            }
+        }
+    }
+}
+
+impl crypto::Decryptor for CardDecryptor<'_, '_> {
+    fn public(&self) -> &PublicKey {
+        &self.public
+    }
+
+    fn decrypt(
+        &mut self,
+        ciphertext: &mpi::Ciphertext,
+        plaintext_len: Option<usize>,
+    ) -> openpgp::Result<SessionKey> {
+        match ciphertext {
+            mpi::Ciphertext::RSA { c } => {
+                let c = c.value();
+                if c.len() > self.modulus_bytes {
+                    return Err(anyhow::anyhow!("RSA ciphertext longer than the modulus"));
+                }
+                let mut padded = vec![0; self.modulus_bytes - c.len()];
+                padded.extend_from_slice(c);
+                let block = self.decipher(Cryptogram::RSA(&padded))?;
+                Ok(SessionKey::from(&block[..]))
+            }
+            mpi::Ciphertext::ECDH { e, .. } => {
+                let curve = match self.public.mpis() {
+                    mpi::PublicKey::ECDH { curve, .. } => curve.clone(),
+                    _ => return Err(anyhow::anyhow!("ECDH ciphertext for a non-ECDH key")),
+                };
+                let point = e.value();
+                let point = match curve {
+                    // The card wants the native X25519 point, without OpenPGP's 0x40 prefix.
+                    Curve::Cv25519 => point.strip_prefix(&[0x40]).unwrap_or(point),
+                    _ => point,
+                };
+                let shared = self.decipher(Cryptogram::ECDH(point))?;
+                let shared = x_coordinate(&curve, &shared);
+                let shared: Protected = shared.to_vec().into();
+                crypto::ecdh::decrypt_unwrap(&self.public, &shared, ciphertext, plaintext_len)
+            }
+            _ => Err(anyhow::anyhow!(
+                "this kind of encrypted session key cannot be decrypted by a card"
+            )),
+        }
+    }
+}
+
+/// Some cards answer ECDH with the whole point `04 || X || Y`; the secret is X.
+fn x_coordinate<'s>(curve: &Curve, shared: &'s [u8]) -> &'s [u8] {
+    let field = curve.field_size().unwrap_or(0);
+    if field > 0 && shared.len() == 1 + 2 * field && shared[0] == 0x04 {
+        &shared[1..1 + field]
+    } else {
+        shared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_point_is_reduced_to_x() {
+        let mut point = vec![0x04];
+        point.extend_from_slice(&[1; 32]);
+        point.extend_from_slice(&[2; 32]);
+        assert_eq!(x_coordinate(&Curve::NistP256, &point), &[1; 32]);
+        assert_eq!(x_coordinate(&Curve::NistP256, &[3; 32]), &[3; 32]);
+    }
+
+    #[test]
+    fn garbage_is_not_openpgp_but_a_broken_packet_is_a_bad_message() {
+        let e = anyhow::anyhow!("x");
+        assert!(matches!(
+            classify_parse_error(b"hello world", &e),
+            Error::NotOpenPgp(_)
+        ));
+        assert!(matches!(
+            classify_parse_error(&[0xc1, 0x00], &e),
+            Error::BadMessage(_)
+        ));
+    }
+}

@@ -1,0 +1,217 @@
+//! One place that turns failures into a message, a hint and an exit code.
+
+use std::fmt;
+
+/// Exit codes, documented in `--help` and the README.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// Anything not covered below.
+    pub const OTHER: u8 = 1;
+    /// Bad command line.
+    pub const USAGE: u8 = 2;
+    /// No PC/SC service, no reader, no card, the card is busy or was removed.
+    pub const NO_CARD: u8 = 3;
+    /// No card holds a key the message is encrypted to.
+    pub const NO_KEY: u8 = 4;
+    /// PIN needed but not available, wrong, blocked, or last try refused.
+    pub const PIN: u8 = 5;
+    /// Input is not OpenPGP, is corrupt, truncated or tampered with.
+    pub const BAD_MESSAGE: u8 = 6;
+    /// Reading input or writing output failed.
+    pub const IO: u8 = 7;
+    /// The card refused or failed an operation.
+    pub const CARD: u8 = 8;
+}
+
+/// Everything that can go wrong, each with what the user can do about it.
+#[derive(Debug)]
+pub enum Error {
+    /// The PC/SC service (pcscd) cannot be reached.
+    NoService(String),
+    /// pcscd runs but sees no reader.
+    NoReader,
+    /// Readers exist, but none holds an OpenPGP card.
+    NoCard { readers: Vec<String> },
+    /// `--card` named a card that is not present.
+    CardNotFound { wanted: String, found: Vec<String> },
+    /// Another program holds the card exclusively.
+    CardBusy { reader: String },
+    /// The card was removed during the operation.
+    CardRemoved,
+    /// No present card holds a key the message is encrypted to.
+    NoMatchingKey {
+        recipients: Vec<String>,
+        cards: Vec<String>,
+    },
+    /// The message is encrypted only with a password, which this tool does not handle.
+    PasswordOnly,
+    /// A PIN is needed and there is no way to ask for one.
+    PinUnavailable(String),
+    /// The card rejected the PIN.
+    WrongPin { tries_left: u8 },
+    /// The PIN has no tries left.
+    PinBlocked,
+    /// Only one PIN try is left and the user did not allow spending it.
+    LastPinTry,
+    /// The card answered with an error.
+    Card(String),
+    /// The card's key cannot be matched to an OpenPGP public key.
+    KeyMismatch(String),
+    /// The input holds no OpenPGP message.
+    NotOpenPgp(String),
+    /// The message is corrupt, truncated or was tampered with.
+    BadMessage(String),
+    /// Reading or writing failed.
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    /// A bad argument that clap could not catch.
+    Usage(String),
+    /// Anything else.
+    Other(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        use Error::*;
+        match self {
+            NoService(_)
+            | NoReader
+            | NoCard { .. }
+            | CardNotFound { .. }
+            | CardBusy { .. }
+            | CardRemoved => exit::NO_CARD,
+            NoMatchingKey { .. } | PasswordOnly | KeyMismatch(_) => exit::NO_KEY,
+            PinUnavailable(_) | WrongPin { .. } | PinBlocked | LastPinTry => exit::PIN,
+            NotOpenPgp(_) | BadMessage(_) => exit::BAD_MESSAGE,
+            Io { .. } => exit::IO,
+            Card(_) => exit::CARD,
+            Usage(_) => exit::USAGE,
+            Other(_) => exit::OTHER,
+        }
+    }
+
+    /// What the user can do, where there is something.
+    pub fn hint(&self) -> Option<String> {
+        use Error::*;
+        Some(match self {
+            NoService(_) => "start the PC/SC daemon: `sudo systemctl start pcscd.socket` \
+                             (Debian/Ubuntu: `sudo apt install pcscd`)"
+                .into(),
+            NoReader => "plug in your YubiKey or Nitrokey; if it is plugged in, install the \
+                         udev rules from the README and re-plug it"
+                .into(),
+            NoCard { .. } => "insert your OpenPGP card or plug in your security key".into(),
+            CardNotFound { found, .. } if found.is_empty() => {
+                "no OpenPGP card is present; insert the card".into()
+            }
+            CardNotFound { found, .. } => format!(
+                "cards present: {}; pass one of them to --card",
+                found.join(", ")
+            ),
+            CardBusy { .. } => "another program holds the card exclusively; if it is gpg, run \
+                                `gpgconf --kill scdaemon`, or add `disable-ccid` and \
+                                `pcsc-shared` to ~/.gnupg/scdaemon.conf"
+                .into(),
+            CardRemoved => "re-insert the card and run the command again".into(),
+            NoMatchingKey { cards, .. } if cards.is_empty() => {
+                "insert the card that holds your decryption key".into()
+            }
+            NoMatchingKey { .. } => {
+                "insert the card that holds one of these keys, or use the matching --card".into()
+            }
+            PasswordOnly => "decrypt it with `gpg -d` or `sq decrypt`".into(),
+            PinUnavailable(_) => "give the PIN with --pin-file FILE or --pin-fd N, or run \
+                                  from a terminal without --batch"
+                .into(),
+            WrongPin { tries_left: 0 } | PinBlocked => "unblock the PIN with your admin PIN or \
+                                                         resetting code (gpg --card-edit, \
+                                                         passwd, unblock)"
+                .into(),
+            WrongPin { tries_left } => format!(
+                "{tries_left} {} left before the PIN is blocked",
+                if *tries_left == 1 { "try" } else { "tries" }
+            ),
+            LastPinTry => "only one PIN try is left: if you are sure of the PIN, run again \
+                           with --allow-last-pin-try"
+                .into(),
+            KeyMismatch(_) => "the card's key data looks inconsistent; check it with \
+                               `gpg --card-status`"
+                .into(),
+            NotOpenPgp(_) => "the input must be an OpenPGP message (armored or binary)".into(),
+            BadMessage(_) => {
+                "the message was damaged or altered; ask the sender to send it again".into()
+            }
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Error::*;
+        match self {
+            NoService(e) => write!(f, "cannot reach the PC/SC service (pcscd): {e}"),
+            NoReader => write!(f, "no smartcard reader found"),
+            NoCard { readers } => {
+                write!(f, "no OpenPGP card found (readers: {})", readers.join(", "))
+            }
+            CardNotFound { wanted, .. } => write!(f, "card {wanted} not found"),
+            CardBusy { reader } => write!(f, "the card in \"{reader}\" is in use"),
+            CardRemoved => write!(f, "the card was removed"),
+            NoMatchingKey { recipients, cards } => {
+                write!(
+                    f,
+                    "no card holds a key for this message; it is encrypted to {}",
+                    recipients.join(", ")
+                )?;
+                if cards.is_empty() {
+                    write!(f, "; no OpenPGP card is present")
+                } else {
+                    write!(f, "; cards present: {}", cards.join(", "))
+                }
+            }
+            PasswordOnly => write!(f, "the message is encrypted with a password, not to a key"),
+            PinUnavailable(why) => write!(f, "the card needs its PIN, {why}"),
+            WrongPin { .. } => write!(f, "wrong PIN"),
+            PinBlocked => write!(f, "the user PIN is blocked"),
+            LastPinTry => write!(f, "refusing to spend the last PIN try"),
+            Card(e) => write!(f, "card error: {e}"),
+            KeyMismatch(e) => write!(f, "{e}"),
+            NotOpenPgp(e) => write!(f, "not an OpenPGP message: {e}"),
+            BadMessage(e) => write!(f, "message cannot be decrypted safely: {e}"),
+            Io { what, source } => write!(f, "{what}: {source}"),
+            Usage(e) => write!(f, "{e}"),
+            Other(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Error {
+    /// Maps an openpgp-card error to ours, in the context of a generic card operation.
+    pub fn from_card(e: openpgp_card::Error) -> Self {
+        use openpgp_card::ocard::StatusBytes;
+        match e {
+            openpgp_card::Error::CardStatus(StatusBytes::PasswordNotChecked(n)) => {
+                Error::WrongPin { tries_left: n }
+            }
+            openpgp_card::Error::CardStatus(StatusBytes::AuthenticationMethodBlocked) => {
+                Error::PinBlocked
+            }
+            openpgp_card::Error::Smartcard(e) => crate::card::pcsc::classify(&e),
+            other => Error::Card(other.to_string()),
+        }
+    }
+}

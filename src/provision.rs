@@ -1,0 +1,278 @@
+//! Putting keys on a card (needs the admin PIN).
+//!
+//! The glue between Sequoia's secret key material and openpgp-card's upload format lives
+//! here: openpgp-card-sequoia used to provide it, but it is deprecated and tied to Sequoia 1.
+
+use std::time::UNIX_EPOCH;
+
+use num_bigint_dig::BigUint;
+use openpgp_card::ocard::{
+    crypto::{CardUploadableKey, EccKey, EccType, PrivateKeyMaterial, RSAKey},
+    data::{Fingerprint, KeyGenerationTime},
+};
+use sequoia_openpgp::{
+    crypto::mpi,
+    packet::{
+        key::{SecretParts, UnspecifiedRole},
+        Key,
+    },
+    types::Curve,
+};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// A secret (sub)key with unencrypted secret material, ready for upload.
+pub struct Uploadable {
+    fingerprint: Fingerprint,
+    created: KeyGenerationTime,
+    material: Material,
+}
+
+enum Material {
+    Rsa(RsaParts),
+    Ecc(EccParts),
+}
+
+struct RsaParts {
+    e: Vec<u8>,
+    n: Vec<u8>,
+    p: Zeroizing<Vec<u8>>,
+    q: Zeroizing<Vec<u8>>,
+    pq: Zeroizing<Vec<u8>>,
+    dp1: Zeroizing<Vec<u8>>,
+    dq1: Zeroizing<Vec<u8>>,
+}
+
+#[derive(Clone)]
+struct EccParts {
+    oid: Vec<u8>,
+    private: Zeroizing<Vec<u8>>,
+    public: Vec<u8>,
+    kind: EccType,
+}
+
+impl Uploadable {
+    pub fn new(key: &Key<SecretParts, UnspecifiedRole>) -> Result<Self> {
+        let fp = key.fingerprint();
+        let fingerprint = Fingerprint::try_from(fp.as_bytes())
+            .map_err(|_| Error::Usage(format!("key {fp} is not a v4 key; cards hold v4 keys")))?;
+        let created = key
+            .creation_time()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as u32)
+            .unwrap_or(0);
+        let secret = match key.optional_secret() {
+            Some(sequoia_openpgp::packet::key::SecretKeyMaterial::Unencrypted(u)) => u,
+            _ => {
+                return Err(Error::Usage(format!(
+                    "the secret of key {fp} is still encrypted"
+                )))
+            }
+        };
+        let material = secret.map(|s| material(key.mpis(), s))?;
+        Ok(Uploadable {
+            fingerprint,
+            created: created.into(),
+            material,
+        })
+    }
+}
+
+fn material(public: &mpi::PublicKey, secret: &mpi::SecretKeyMaterial) -> Result<Material> {
+    match (public, secret) {
+        (mpi::PublicKey::RSA { e, n }, mpi::SecretKeyMaterial::RSA { d, p, q, u }) => {
+            // OpenPGP keeps p < q and u = p^-1 mod q. The card wants PQ = q'^-1 mod p', so
+            // hand it the primes swapped: p' = q, q' = p, and PQ is OpenPGP's u.
+            let (card_p, card_q) = (q.value(), p.value());
+            let d = BigUint::from_bytes_be(d.value());
+            let one = BigUint::from(1u8);
+            let dp1 = &d % (BigUint::from_bytes_be(card_p) - &one);
+            let dq1 = &d % (BigUint::from_bytes_be(card_q) - &one);
+            Ok(Material::Rsa(RsaParts {
+                e: e.value().to_vec(),
+                n: n.value().to_vec(),
+                p: Zeroizing::new(card_p.to_vec()),
+                q: Zeroizing::new(card_q.to_vec()),
+                pq: Zeroizing::new(u.value().to_vec()),
+                dp1: Zeroizing::new(dp1.to_bytes_be()),
+                dq1: Zeroizing::new(dq1.to_bytes_be()),
+            }))
+        }
+        (mpi::PublicKey::ECDH { curve, q, .. }, mpi::SecretKeyMaterial::ECDH { scalar }) => {
+            ecc(curve, q.value(), scalar.value(), EccType::ECDH)
+        }
+        (mpi::PublicKey::ECDSA { curve, q }, mpi::SecretKeyMaterial::ECDSA { scalar }) => {
+            ecc(curve, q.value(), scalar.value(), EccType::ECDSA)
+        }
+        (mpi::PublicKey::EdDSA { curve, q }, mpi::SecretKeyMaterial::EdDSA { scalar }) => {
+            ecc(curve, q.value(), scalar.value(), EccType::EdDSA)
+        }
+        _ => Err(Error::Usage(
+            "this key algorithm cannot be put on an OpenPGP card".into(),
+        )),
+    }
+}
+
+fn ecc(curve: &Curve, q: &[u8], scalar: &[u8], kind: EccType) -> Result<Material> {
+    let field = curve
+        .field_size()
+        .map_err(|_| Error::Usage(format!("curve {curve} is not supported")))?;
+    // MPIs drop leading zeros; the card wants the scalar at full length.
+    let mut private = Zeroizing::new(vec![0u8; field.saturating_sub(scalar.len())]);
+    private.extend_from_slice(scalar);
+    // Cards take the scalar as OpenPGP stores it (for X25519 big-endian, unlike RFC 7748: the
+    // card reverses it itself) and the public point with OpenPGP's 0x40 prefix, as gpg sends.
+    let public = q.to_vec();
+    Ok(Material::Ecc(EccParts {
+        oid: curve.oid().to_vec(),
+        private,
+        public,
+        kind,
+    }))
+}
+
+impl CardUploadableKey for Uploadable {
+    fn private_key(&self) -> Result<PrivateKeyMaterial, openpgp_card::Error> {
+        Ok(match &self.material {
+            Material::Rsa(r) => PrivateKeyMaterial::R(Box::new(RsaParts {
+                e: r.e.clone(),
+                n: r.n.clone(),
+                p: r.p.clone(),
+                q: r.q.clone(),
+                pq: r.pq.clone(),
+                dp1: r.dp1.clone(),
+                dq1: r.dq1.clone(),
+            })),
+            Material::Ecc(e) => PrivateKeyMaterial::E(Box::new(e.clone())),
+        })
+    }
+
+    fn timestamp(&self) -> KeyGenerationTime {
+        self.created.get().into()
+    }
+
+    fn fingerprint(&self) -> Result<Fingerprint, openpgp_card::Error> {
+        Ok(self.fingerprint.clone())
+    }
+}
+
+impl RSAKey for RsaParts {
+    fn e(&self) -> &[u8] {
+        &self.e
+    }
+    fn p(&self) -> &[u8] {
+        &self.p
+    }
+    fn q(&self) -> &[u8] {
+        &self.q
+    }
+    fn pq(&self) -> &[u8] {
+        &self.pq
+    }
+    fn dp1(&self) -> &[u8] {
+        &self.dp1
+    }
+    fn dq1(&self) -> &[u8] {
+        &self.dq1
+    }
+    fn n(&self) -> &[u8] {
+        &self.n
+    }
+}
+
+impl EccKey for EccParts {
+    fn oid(&self) -> &[u8] {
+        &self.oid
+    }
+    fn private(&self) -> &[u8] {
+        &self.private
+    }
+    fn public(&self) -> &[u8] {
+        &self.public
+    }
+    fn ecc_type(&self) -> EccType {
+        self.kind
+    }
+}
+
+/// Which key goes to which slot.
+pub struct Planned {
+    pub slot: openpgp_card::ocard::KeyType,
+    pub fingerprint: String,
+    pub key: Uploadable,
+}
+
+/// Picks the keys of `cert` for the card's slots: the newest valid key for each of
+/// decryption, signing and authentication, or only the keys named in `only`.
+pub fn plan(
+    cert: &sequoia_openpgp::Cert,
+    only: &[String],
+    password: Option<&sequoia_openpgp::crypto::Password>,
+) -> Result<Vec<Planned>> {
+    use openpgp_card::ocard::KeyType;
+    use sequoia_openpgp::policy::StandardPolicy;
+
+    let policy = StandardPolicy::new();
+    let valid = cert
+        .with_policy(&policy, None)
+        .map_err(|e| Error::Usage(format!("the key is not valid: {e}")))?;
+    let wanted = |fp: &str| {
+        only.is_empty()
+            || only
+                .iter()
+                .any(|o| o.replace(' ', "").eq_ignore_ascii_case(fp))
+    };
+    let mut chosen: Vec<(KeyType, Key<SecretParts, UnspecifiedRole>)> = Vec::new();
+    for ka in valid.keys().secret() {
+        let fp = ka.key().fingerprint().to_hex();
+        if !wanted(&fp) {
+            continue;
+        }
+        let slot = if ka.for_storage_encryption() || ka.for_transport_encryption() {
+            KeyType::Decryption
+        } else if ka.for_signing() {
+            KeyType::Signing
+        } else if ka.for_authentication() {
+            KeyType::Authentication
+        } else {
+            continue;
+        };
+        let key = ka.key().clone().role_into_unspecified();
+        match chosen.iter_mut().find(|(s, _)| *s == slot) {
+            Some(entry) if entry.1.creation_time() < key.creation_time() => entry.1 = key,
+            Some(_) => {}
+            None => chosen.push((slot, key)),
+        }
+    }
+    if chosen.is_empty() {
+        return Err(Error::Usage(if only.is_empty() {
+            "the file holds no usable secret key".into()
+        } else {
+            "none of the keys named with --subkey is a usable secret key in the file".into()
+        }));
+    }
+    chosen
+        .into_iter()
+        .map(|(slot, key)| {
+            let fingerprint = key.fingerprint().to_hex();
+            let key = if key.has_unencrypted_secret() {
+                key
+            } else {
+                let password = password.ok_or_else(|| {
+                    Error::PinUnavailable(
+                        "the key is protected by a passphrase; give it with --passphrase-file"
+                            .into(),
+                    )
+                })?;
+                key.decrypt_secret(password)
+                    .map_err(|_| Error::Usage(format!("wrong passphrase for key {fingerprint}")))?
+            };
+            Ok(Planned {
+                slot,
+                fingerprint,
+                key: Uploadable::new(&key)?,
+            })
+        })
+        .collect()
+}
