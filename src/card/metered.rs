@@ -1,9 +1,12 @@
 //! A wrapper around any card backend that counts APDUs, traces them with secrets redacted,
-//! and spares one redundant read.
+//! and spares redundant round trips.
 //!
-//! openpgp-card reads the application related data (GET DATA 6E) when it opens a card and
-//! again when it starts the first transaction. Nothing can change on the card between the
-//! two, so the wrapper answers the second read from the first: one APDU less per decrypt.
+//! openpgp-card reads the application related data (GET DATA 6E) when it opens a card, again
+//! when it starts a transaction and again to read a public key. Only state-changing commands
+//! can change it, so the wrapper answers repeated reads from the last one until such a
+//! command is sent. The first read goes out with extended Le: the answer is longer than a
+//! short APDU can carry (it would need GET RESPONSE), and cards of spec 3.x take extended
+//! APDUs; a card that refuses gets the short form.
 
 use std::sync::{
     atomic::{AtomicUsize, Ordering},
@@ -26,7 +29,7 @@ pub struct Metered {
     inner: Box<dyn CardBackend + Send + Sync>,
     counter: ApduCounter,
     trace: bool,
-    /// The last GET DATA 6E answer, valid only for the APDU right after it.
+    /// The last GET DATA 6E answer, valid until a command that may change card state.
     last_ard: Option<Vec<u8>>,
 }
 
@@ -87,17 +90,20 @@ fn redact_response(ins: u8) -> bool {
     ins == 0x2A // PSO: DECIPHER answers with the session key or the shared secret
 }
 
-impl CardTransaction for MeteredTransaction<'_> {
-    fn transmit(&mut self, cmd: &[u8], buf_size: usize) -> Result<Vec<u8>, SmartcardError> {
-        if is_get_ard(cmd) {
-            if let Some(ard) = self.last_ard.take() {
-                if self.trace {
-                    eprintln!("cardecrypt: apdu GET DATA 6E answered from the previous read");
-                }
-                return Ok(ard);
-            }
-        }
-        self.last_ard.take();
+const SHORT_GET_ARD: [u8; 5] = [0x00, 0xCA, 0x00, 0x6E, 0x00];
+const EXTENDED_GET_ARD: [u8; 7] = [0x00, 0xCA, 0x00, 0x6E, 0x00, 0x00, 0x00];
+
+/// Commands that only read: SELECT, GET DATA, GET RESPONSE, read public key.
+fn is_read_only(cmd: &[u8]) -> bool {
+    match (cmd.get(1), cmd.get(2)) {
+        (Some(0xA4 | 0xCA | 0xC0), _) => true,
+        (Some(0x47), Some(0x81)) => true,
+        _ => false,
+    }
+}
+
+impl MeteredTransaction<'_> {
+    fn send(&mut self, cmd: &[u8], buf_size: usize) -> Result<Vec<u8>, SmartcardError> {
         self.counter.0.fetch_add(1, Ordering::Relaxed);
         let ins = cmd.get(1).copied().unwrap_or(0);
         if self.trace {
@@ -122,6 +128,31 @@ impl CardTransaction for MeteredTransaction<'_> {
                 eprintln!("cardecrypt: apdu < {}", hex(&resp));
             }
         }
+        Ok(resp)
+    }
+}
+
+impl CardTransaction for MeteredTransaction<'_> {
+    fn transmit(&mut self, cmd: &[u8], buf_size: usize) -> Result<Vec<u8>, SmartcardError> {
+        if is_get_ard(cmd) {
+            if let Some(ard) = self.last_ard.as_ref() {
+                if self.trace {
+                    eprintln!("cardecrypt: apdu GET DATA 6E answered from the previous read");
+                }
+                return Ok(ard.clone());
+            }
+            if cmd == SHORT_GET_ARD {
+                let resp = self.send(&EXTENDED_GET_ARD, buf_size.max(0x10000))?;
+                if resp.ends_with(&[0x90, 0x00]) {
+                    *self.last_ard = Some(resp.clone());
+                    return Ok(resp);
+                }
+            }
+        }
+        if !is_read_only(cmd) {
+            self.last_ard.take();
+        }
+        let resp = self.send(cmd, buf_size)?;
         if is_get_ard(cmd) && resp.ends_with(&[0x90, 0x00]) {
             *self.last_ard = Some(resp.clone());
         }
@@ -177,6 +208,15 @@ mod tests {
         assert!(redact_command(0xDB));
         assert!(!redact_command(0xCA));
         assert!(redact_response(0x2A));
+    }
+
+    #[test]
+    fn only_reads_keep_the_cached_ard() {
+        assert!(is_read_only(&[0x00, 0xCA, 0x00, 0xF9, 0x00]));
+        assert!(is_read_only(&[0x00, 0x47, 0x81, 0x00, 0x02, 0xB8, 0x00]));
+        assert!(!is_read_only(&[0x00, 0x47, 0x80, 0x00, 0x02, 0xB8, 0x00]));
+        assert!(!is_read_only(&[0x00, 0x20, 0x00, 0x82]));
+        assert!(!is_read_only(&[0x00, 0xDA, 0x00, 0xC4]));
     }
 
     #[test]
