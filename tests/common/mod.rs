@@ -1,0 +1,246 @@
+//! Shared test support: virtual cards as a `CardSource`, fixture keys, messages made with
+//! Sequoia, and an `Interaction` that answers from a script.
+#![allow(dead_code)]
+
+use std::{collections::VecDeque, io::Write, path::PathBuf, sync::Arc};
+
+use cardecrypt::{
+    card::{
+        pin::{PinPolicy, PinSource},
+        Backend, CardSource,
+    },
+    decrypt::{self, DecryptOptions, Report},
+    ui::Interaction,
+    Error,
+};
+use cardecrypt_vcard::{Config, VirtualCard};
+use secrecy::SecretString;
+use sequoia_openpgp::{
+    cert::prelude::*,
+    crypto::KeyPair,
+    parse::Parse,
+    policy::StandardPolicy,
+    serialize::stream::{
+        Armorer, Compressor, Encryptor, LiteralWriter, Message, Recipient, Signer,
+    },
+    types::{AEADAlgorithm, CompressionAlgorithm},
+};
+
+pub const USER_PIN: &str = "123456";
+pub const ADMIN_PIN: &str = "12345678";
+
+pub fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+pub fn key_file(algo: &str) -> PathBuf {
+    data_dir().join("keys").join(format!("{algo}.sec.asc"))
+}
+
+pub fn cert(algo: &str) -> Cert {
+    Cert::from_file(key_file(algo)).expect("fixture key")
+}
+
+/// Virtual cards, offered the way pcscd offers real ones.
+pub struct Cards(pub Vec<Arc<VirtualCard>>);
+
+impl Cards {
+    pub fn new(serials: &[u32]) -> Cards {
+        Cards(
+            serials
+                .iter()
+                .map(|&serial| {
+                    Arc::new(
+                        VirtualCard::start(Config {
+                            serial,
+                            state_dir: None,
+                        })
+                        .expect("start virtual card"),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    pub fn one() -> Cards {
+        Cards::new(&[1])
+    }
+
+    /// Puts the fixture key `algo` on card `index`.
+    pub fn import(&mut self, index: usize, algo: &str) -> Result<(), Error> {
+        let cert = cert(algo);
+        let planned = cardecrypt::provision::plan(&cert, &[], None)?;
+        let mut only = Cards(vec![self.0[index].clone()]);
+        cardecrypt::cmd::card::import(
+            &mut only,
+            None,
+            &planned,
+            SecretString::from(ADMIN_PIN),
+            false,
+        )
+        .map(|_| ())
+    }
+
+    pub fn with_key(algo: &str) -> Cards {
+        let mut cards = Cards::one();
+        cards.import(0, algo).expect("import fixture key");
+        cards
+    }
+
+    /// PW1 retry counter as the card reports it.
+    pub fn pw1_tries(&self, index: usize) -> u8 {
+        let mut card =
+            openpgp_card::Card::new(Box::new(self.0[index].backend()) as Backend).expect("open");
+        let mut tx = card.transaction().expect("tx");
+        tx.pw_status_bytes().expect("pw status").err_count_pw1()
+    }
+}
+
+impl CardSource for Cards {
+    fn backends(&mut self) -> cardecrypt::Result<Vec<(String, Backend)>> {
+        Ok(self
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("Virtual {i}"), Box::new(c.backend()) as Backend))
+            .collect())
+    }
+}
+
+/// Answers PIN prompts from a list; records what was asked.
+#[derive(Default)]
+pub struct Scripted {
+    pub pins: VecDeque<String>,
+    pub asked: Vec<(String, u8)>,
+    pub touches: usize,
+    pub notes: Vec<String>,
+}
+
+impl Scripted {
+    pub fn with_pin(pin: &str) -> Scripted {
+        Scripted {
+            pins: VecDeque::from([pin.to_string()]),
+            ..Default::default()
+        }
+    }
+}
+
+impl Interaction for Scripted {
+    fn user_pin(&mut self, ident: &str, tries_left: u8) -> cardecrypt::Result<SecretString> {
+        self.asked.push((ident.to_string(), tries_left));
+        self.pins
+            .pop_front()
+            .map(SecretString::from)
+            .ok_or_else(|| Error::PinUnavailable("the test script has no PIN".into()))
+    }
+    fn touch(&mut self, _ident: &str) {
+        self.touches += 1;
+    }
+    fn note(&mut self, message: &str) {
+        self.notes.push(message.to_string());
+    }
+}
+
+pub fn options(source: PinSource, batch: bool) -> DecryptOptions {
+    DecryptOptions {
+        card: None,
+        pin: PinPolicy {
+            source,
+            batch,
+            allow_last_try: false,
+        },
+        trace: false,
+        key_cache: None,
+    }
+}
+
+/// Decrypts with the PIN answered by the script.
+pub fn decrypt_with(
+    cards: &mut Cards,
+    ui: &mut Scripted,
+    opts: &DecryptOptions,
+    message: &[u8],
+) -> Result<(Vec<u8>, Report), Error> {
+    decrypt::decrypt(&mut &message[..], cards, ui, opts).map(|(p, r)| (p.to_vec(), r))
+}
+
+pub fn decrypt_prompting(cards: &mut Cards, message: &[u8]) -> Result<(Vec<u8>, Report), Error> {
+    let mut ui = Scripted::with_pin(USER_PIN);
+    decrypt_with(cards, &mut ui, &options(PinSource::Ask, false), message)
+}
+
+/// How a test message is made.
+#[derive(Clone, Copy, Default)]
+pub struct Form {
+    pub aead: Option<AEADAlgorithm>,
+    pub compression: Option<CompressionAlgorithm>,
+    pub hidden: bool,
+    pub armor: bool,
+    pub signed_by: Option<&'static str>,
+}
+
+/// Encrypts `plaintext` with Sequoia to the encryption keys of `certs`.
+pub fn encrypt(certs: &[&Cert], plaintext: &[u8], form: Form) -> Vec<u8> {
+    let policy = StandardPolicy::new();
+    let mut sink = Vec::new();
+    {
+        let mut message = Message::new(&mut sink);
+        if form.armor {
+            message = Armorer::new(message).build().expect("armor");
+        }
+        let recipients: Vec<Recipient> = certs
+            .iter()
+            .flat_map(|c| {
+                c.keys()
+                    .with_policy(&policy, None)
+                    .supported()
+                    .for_transport_encryption()
+                    .map(|ka| {
+                        let handle = if form.hidden {
+                            None
+                        } else {
+                            Some(ka.key().key_handle())
+                        };
+                        Recipient::new(ka.valid_cert().features(), handle, ka.key())
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mut encryptor = Encryptor::for_recipients(message, recipients);
+        if let Some(aead) = form.aead {
+            encryptor = encryptor.aead_algo(aead);
+        }
+        message = encryptor.build().expect("encryptor");
+        if let Some(algo) = form.compression {
+            message = Compressor::new(message)
+                .algo(algo)
+                .build()
+                .expect("compressor");
+        }
+        if let Some(signer) = form.signed_by {
+            message = Signer::new(message, signing_keypair(signer))
+                .expect("signer")
+                .build()
+                .expect("signer build");
+        }
+        let mut w = LiteralWriter::new(message).build().expect("literal");
+        w.write_all(plaintext).expect("write");
+        w.finalize().expect("finalize");
+    }
+    sink
+}
+
+fn signing_keypair(algo: &str) -> KeyPair {
+    let policy = StandardPolicy::new();
+    let cert = cert(algo);
+    let key = cert
+        .keys()
+        .with_policy(&policy, None)
+        .secret()
+        .for_signing()
+        .next()
+        .expect("signing key")
+        .key()
+        .clone();
+    key.into_keypair().expect("keypair")
+}

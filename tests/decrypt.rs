@@ -1,0 +1,339 @@
+//! Decryption against the virtual card in-process: every card algorithm, every message form,
+//! PIN handling, card selection. The whole openpgp-card client stack runs unchanged; only
+//! the transport is a function call instead of pcscd.
+
+mod common;
+
+use cardecrypt::{card::pin::PinSource, Error};
+use common::*;
+use sequoia_openpgp::types::{AEADAlgorithm, CompressionAlgorithm};
+
+const TEXT: &[u8] = b"Meet me at the usual place at ten.\n";
+
+fn roundtrip(algo: &str) {
+    let mut cards = Cards::with_key(algo);
+    let message = encrypt(&[&cert(algo)], TEXT, Form::default());
+    let (plain, report) = decrypt_prompting(&mut cards, &message).expect("decrypt");
+    assert_eq!(plain, TEXT);
+    assert_eq!(report.card, "FFFE:00000001");
+}
+
+#[test]
+fn cv25519() {
+    roundtrip("cv25519");
+}
+
+#[test]
+fn nistp256() {
+    roundtrip("nistp256");
+}
+
+#[test]
+fn nistp384() {
+    roundtrip("nistp384");
+}
+
+#[test]
+fn nistp521() {
+    roundtrip("nistp521");
+}
+
+#[test]
+fn rsa2048() {
+    roundtrip("rsa2048");
+}
+
+#[test]
+fn rsa3072() {
+    roundtrip("rsa3072");
+}
+
+#[test]
+fn rsa4096() {
+    roundtrip("rsa4096");
+}
+
+fn form_roundtrip(form: Form) -> cardecrypt::decrypt::Report {
+    let mut cards = Cards::with_key("cv25519");
+    let message = encrypt(&[&cert("cv25519")], TEXT, form);
+    let (plain, report) = decrypt_prompting(&mut cards, &message).expect("decrypt");
+    assert_eq!(plain, TEXT);
+    report
+}
+
+#[test]
+fn seipd_v2_ocb() {
+    form_roundtrip(Form {
+        aead: Some(AEADAlgorithm::OCB),
+        ..Form::default()
+    });
+}
+
+#[test]
+fn seipd_v2_gcm() {
+    form_roundtrip(Form {
+        aead: Some(AEADAlgorithm::GCM),
+        ..Form::default()
+    });
+}
+
+#[test]
+fn seipd_v2_eax() {
+    form_roundtrip(Form {
+        aead: Some(AEADAlgorithm::EAX),
+        ..Form::default()
+    });
+}
+
+#[test]
+fn compressed_zip_zlib_bzip2() {
+    for algo in [
+        CompressionAlgorithm::Zip,
+        CompressionAlgorithm::Zlib,
+        CompressionAlgorithm::BZip2,
+    ] {
+        form_roundtrip(Form {
+            compression: Some(algo),
+            ..Form::default()
+        });
+    }
+}
+
+#[test]
+fn armored() {
+    form_roundtrip(Form {
+        armor: true,
+        ..Form::default()
+    });
+}
+
+#[test]
+fn hidden_recipient() {
+    form_roundtrip(Form {
+        hidden: true,
+        ..Form::default()
+    });
+}
+
+#[test]
+fn signed_then_encrypted_is_decrypted_and_reported_as_unchecked() {
+    let report = form_roundtrip(Form {
+        signed_by: Some("nistp256"),
+        ..Form::default()
+    });
+    assert_eq!(report.signatures, 1);
+}
+
+#[test]
+fn several_recipients_with_the_card_key_last() {
+    let mut cards = Cards::with_key("cv25519");
+    let message = encrypt(&[&cert("rsa2048"), &cert("cv25519")], TEXT, Form::default());
+    let (plain, _) = decrypt_prompting(&mut cards, &message).expect("decrypt");
+    assert_eq!(plain, TEXT);
+}
+
+#[test]
+fn tampered_ciphertext_yields_no_plaintext() {
+    for aead in [None, Some(AEADAlgorithm::OCB)] {
+        let mut cards = Cards::with_key("cv25519");
+        let mut message = encrypt(
+            &[&cert("cv25519")],
+            TEXT,
+            Form {
+                aead,
+                ..Form::default()
+            },
+        );
+        let last = message.len() - 1;
+        message[last] ^= 0x01;
+        let err = decrypt_prompting(&mut cards, &message).expect_err("tampered");
+        assert!(matches!(err, Error::BadMessage(_)), "{err:?}");
+        assert_eq!(err.exit_code(), 6);
+    }
+}
+
+#[test]
+fn message_for_another_key_names_the_recipients_and_the_card() {
+    let mut cards = Cards::with_key("cv25519");
+    let message = encrypt(&[&cert("nistp256")], TEXT, Form::default());
+    let mut ui = Scripted::with_pin(USER_PIN);
+    let err = decrypt_with(
+        &mut cards,
+        &mut ui,
+        &options(PinSource::Ask, false),
+        &message,
+    )
+    .expect_err("no key");
+    let text = err.to_string();
+    assert!(matches!(err, Error::NoMatchingKey { .. }), "{err:?}");
+    assert!(text.contains("FFFE:00000001"), "{text}");
+    assert!(
+        ui.asked.is_empty(),
+        "no PIN may be asked for a card that cannot decrypt"
+    );
+    assert_eq!(err.exit_code(), 4);
+}
+
+#[test]
+fn wrong_pin_costs_exactly_one_try_and_is_not_retried() {
+    let mut cards = Cards::with_key("cv25519");
+    let message = encrypt(&[&cert("cv25519")], TEXT, Form::default());
+    let before = cards.pw1_tries(0);
+    let mut ui = Scripted::with_pin("999999");
+    ui.pins.push_back(USER_PIN.into());
+    let err = decrypt_with(
+        &mut cards,
+        &mut ui,
+        &options(PinSource::Ask, false),
+        &message,
+    )
+    .expect_err("wrong pin");
+    assert!(
+        matches!(err, Error::WrongPin { tries_left } if tries_left == before - 1),
+        "{err:?}"
+    );
+    assert_eq!(ui.asked.len(), 1, "asked once, never retried");
+    assert_eq!(ui.asked[0].1, before, "prompt shows the tries left");
+    assert_eq!(cards.pw1_tries(0), before - 1);
+}
+
+#[test]
+fn last_try_is_refused_unless_allowed() {
+    let mut cards = Cards::with_key("cv25519");
+    let message = encrypt(&[&cert("cv25519")], TEXT, Form::default());
+    for _ in 0..2 {
+        let mut ui = Scripted::with_pin("999999");
+        let _ = decrypt_with(
+            &mut cards,
+            &mut ui,
+            &options(PinSource::Ask, false),
+            &message,
+        );
+    }
+    assert_eq!(cards.pw1_tries(0), 1);
+    let mut ui = Scripted::with_pin(USER_PIN);
+    let err = decrypt_with(
+        &mut cards,
+        &mut ui,
+        &options(PinSource::Ask, false),
+        &message,
+    )
+    .expect_err("last try");
+    assert!(matches!(err, Error::LastPinTry), "{err:?}");
+    assert!(ui.asked.is_empty());
+    assert_eq!(cards.pw1_tries(0), 1);
+
+    let mut opts = options(PinSource::Ask, false);
+    opts.pin.allow_last_try = true;
+    let (plain, _) = decrypt_with(&mut cards, &mut ui, &opts, &message).expect("allowed");
+    assert_eq!(plain, TEXT);
+    assert_eq!(cards.pw1_tries(0), 3, "a correct PIN resets the counter");
+}
+
+#[test]
+fn batch_without_pin_fails_before_spending_a_try() {
+    let mut cards = Cards::with_key("cv25519");
+    let message = encrypt(&[&cert("cv25519")], TEXT, Form::default());
+    let mut ui = Scripted::default();
+    let err = decrypt_with(
+        &mut cards,
+        &mut ui,
+        &options(PinSource::Ask, true),
+        &message,
+    )
+    .expect_err("batch");
+    assert!(matches!(err, Error::PinUnavailable(_)), "{err:?}");
+    assert_eq!(err.exit_code(), 5);
+    assert_eq!(cards.pw1_tries(0), 3);
+}
+
+#[test]
+fn a_card_still_unlocked_is_not_asked_for_its_pin_again() {
+    let mut cards = Cards::with_key("cv25519");
+    let message = encrypt(&[&cert("cv25519")], TEXT, Form::default());
+    decrypt_prompting(&mut cards, &message).expect("first");
+    let mut ui = Scripted::default();
+    let (plain, _) = decrypt_with(
+        &mut cards,
+        &mut ui,
+        &options(PinSource::Ask, true),
+        &message,
+    )
+    .expect("second decrypt needs no PIN");
+    assert_eq!(plain, TEXT);
+    assert!(ui.asked.is_empty());
+
+    // A power cycle makes the card forget; then the PIN is needed again.
+    cards.0[0].power_cycle();
+    let err = decrypt_with(
+        &mut cards,
+        &mut ui,
+        &options(PinSource::Ask, true),
+        &message,
+    )
+    .expect_err("after power cycle");
+    assert!(matches!(err, Error::PinUnavailable(_)), "{err:?}");
+}
+
+#[test]
+fn pin_file_is_used_without_prompting() {
+    let mut cards = Cards::with_key("cv25519");
+    let message = encrypt(&[&cert("cv25519")], TEXT, Form::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pin = dir.path().join("pin");
+    std::fs::write(&pin, format!("{USER_PIN}\n")).expect("write pin");
+    let mut ui = Scripted::default();
+    let (plain, _) = decrypt_with(
+        &mut cards,
+        &mut ui,
+        &options(PinSource::File(pin), true),
+        &message,
+    )
+    .expect("decrypt");
+    assert_eq!(plain, TEXT);
+    assert!(ui.asked.is_empty());
+}
+
+#[test]
+fn the_card_with_the_matching_key_is_chosen_among_several() {
+    let mut cards = Cards::new(&[1, 2]);
+    cards.import(0, "nistp256").expect("import a");
+    cards.import(1, "cv25519").expect("import b");
+    let message = encrypt(&[&cert("cv25519")], TEXT, Form::default());
+    let (plain, report) = decrypt_prompting(&mut cards, &message).expect("decrypt");
+    assert_eq!(plain, TEXT);
+    assert_eq!(report.card, "FFFE:00000002");
+
+    let mut ui = Scripted::with_pin(USER_PIN);
+    let mut opts = options(PinSource::Ask, false);
+    opts.card = Some("FFFE:00000001".into());
+    let err = decrypt_with(&mut cards, &mut ui, &opts, &message).expect_err("forced card");
+    assert!(matches!(err, Error::NoMatchingKey { .. }), "{err:?}");
+
+    opts.card = Some("FFFE:0000000A".into());
+    let err = decrypt_with(&mut cards, &mut ui, &opts, &message).expect_err("absent card");
+    assert!(
+        matches!(err, Error::CardNotFound { ref found, .. } if found.len() == 2),
+        "{err:?}"
+    );
+    assert_eq!(err.exit_code(), 3);
+}
+
+#[test]
+fn fresh_decrypt_costs_at_most_five_apdus_with_a_known_key() {
+    let mut cards = Cards::with_key("cv25519");
+    let message = encrypt(&[&cert("cv25519")], TEXT, Form::default());
+    let cache = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pin = dir.path().join("pin");
+    std::fs::write(&pin, USER_PIN).expect("write pin");
+    let mut opts = options(PinSource::File(pin), true);
+    opts.key_cache = Some(cache.path().to_path_buf());
+    let mut ui = Scripted::default();
+    let (_, first) = decrypt_with(&mut cards, &mut ui, &opts, &message).expect("first");
+    cards.0[0].power_cycle();
+    let (_, second) = decrypt_with(&mut cards, &mut ui, &opts, &message).expect("second");
+    // SELECT, GET DATA 6E, KDF-DO, VERIFY, PSO:DECIPHER; the first run also reads the key.
+    assert_eq!(second.apdus, 5, "cached public key");
+    assert_eq!(first.apdus, 6, "public key read once");
+}
