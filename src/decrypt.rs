@@ -290,7 +290,8 @@ impl Helper<'_> {
             }
             if explicit {
                 return Err(Error::BadMessage(format!(
-                    "the session key for card {}'s key does not decrypt the message",
+                    "the encrypted data does not authenticate with the session key card {} \
+                     unwrapped: the message was damaged or altered",
                     info.ident
                 )));
             }

@@ -337,3 +337,48 @@ fn fresh_decrypt_costs_at_most_five_apdus_with_a_known_key() {
     assert_eq!(second.apdus, 5, "cached public key");
     assert_eq!(first.apdus, 6, "public key read once");
 }
+
+/// Regenerates the Sequoia-made base messages of the bad-input corpus; run by hand with
+/// `cargo test --test decrypt -- --ignored`, then `python3 tests/data/make-fail-vectors.py`.
+#[test]
+#[ignore = "writes tests/data; run by hand to regenerate the corpus"]
+fn write_base_vectors() {
+    let plain = std::fs::read(data_dir().join("plain.txt")).expect("plain.txt");
+    let v2 = encrypt(
+        &[&cert("cv25519")],
+        &plain,
+        Form {
+            aead: Some(AEADAlgorithm::OCB),
+            ..Form::default()
+        },
+    );
+    std::fs::write(data_dir().join("base_seipd2_ocb.gpg"), v2).expect("write");
+}
+
+/// Every file of the bad-input corpus fails with its documented error, and no plaintext.
+#[test]
+fn bad_input_corpus() {
+    let cases = std::fs::read_to_string(data_dir().join("fail_cases.tsv")).expect("fail_cases");
+    let mut checked = 0;
+    for line in cases
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let (file, code, needle) = (fields[0], fields[1], fields[2]);
+        let message = std::fs::read(data_dir().join(file)).expect(file);
+        let mut cards = Cards::with_key("cv25519");
+        let mut ui = Scripted::with_pin(USER_PIN);
+        let err = decrypt_with(
+            &mut cards,
+            &mut ui,
+            &options(PinSource::Ask, false),
+            &message,
+        )
+        .expect_err(file);
+        assert_eq!(err.exit_code().to_string(), code, "{file}: {err}");
+        assert!(err.to_string().contains(needle), "{file}: {err}");
+        checked += 1;
+    }
+    assert!(checked >= 8, "corpus too small: {checked}");
+}
