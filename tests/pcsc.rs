@@ -1,0 +1,656 @@
+//! Whole-process tests through the real PC/SC stack: pcscd with vsmartcard's vpcd driver,
+//! the `cardecrypt-vcard` binary as the card, the `cardecrypt` binary as users run it, and
+//! the real gpg for interop.
+//!
+//! A custom harness (harness = false): pcscd and the card are set up once, cases run one
+//! after another (one card reader, one card), and what was started is stopped by PID.
+//! If a pcscd is already running with the vpcd reader it is reused and left running.
+
+mod common;
+
+use std::{
+    io::Write,
+    os::unix::fs::PermissionsExt,
+    panic::{catch_unwind, AssertUnwindSafe},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::*;
+
+const VPCD_PORT: u16 = 35963;
+const READER: &str = "Virtual PCD 00 00";
+
+fn bin_dir() -> PathBuf {
+    // target/<profile>/deps/pcsc-<hash> -> target/<profile>
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+fn cardecrypt_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cardecrypt"))
+}
+
+fn vcard_bin() -> PathBuf {
+    let bin = bin_dir().join("cardecrypt-vcard");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build -p cardecrypt-vcard`)",
+        bin.display()
+    );
+    bin
+}
+
+/// pcscd, started by us (and stopped on drop) or found running with the vpcd reader.
+struct Pcscd {
+    child: Option<Child>,
+    _conf: tempfile::TempDir,
+}
+
+fn readers() -> Option<Vec<String>> {
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).ok()?;
+    let readers = ctx.list_readers_owned().unwrap_or_default();
+    Some(
+        readers
+            .iter()
+            .map(|r| r.to_string_lossy().into_owned())
+            .collect(),
+    )
+}
+
+impl Pcscd {
+    fn ensure() -> Pcscd {
+        let conf = tempfile::tempdir().expect("tempdir");
+        if let Some(readers) = readers() {
+            assert!(
+                readers.iter().any(|r| r == READER),
+                "a pcscd without the vpcd reader is running (readers: {readers:?}); stop it \
+                 (`systemctl stop pcscd.socket pcscd` or `pkill -x pcscd`) or install \
+                 vsmartcard-vpcd and restart it"
+            );
+            eprintln!("pcsc tests: reusing the running pcscd");
+            return Pcscd {
+                child: None,
+                _conf: conf,
+            };
+        }
+        let driver = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
+        assert!(
+            Path::new(driver).exists(),
+            "{driver} missing: install vsmartcard-vpcd"
+        );
+        std::fs::write(
+            conf.path().join("vpcd"),
+            format!(
+                "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME /dev/null:0x{VPCD_PORT:04X}\n\
+                 LIBPATH {driver}\nCHANNELID 0x{VPCD_PORT:04X}\n"
+            ),
+        )
+        .expect("write reader conf");
+        let child = Command::new("pcscd")
+            .args(["--foreground", "--config"])
+            .arg(conf.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pcscd (is it installed? apt-get install pcscd)");
+        eprintln!("pcsc tests: started pcscd, PID {}", child.id());
+        let started = Instant::now();
+        while !readers().is_some_and(|r| r.iter().any(|r| r == READER)) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "pcscd did not show the vpcd reader"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Pcscd {
+            child: Some(child),
+            _conf: conf,
+        }
+    }
+}
+
+impl Drop for Pcscd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            eprintln!("pcsc tests: stopping pcscd, PID {}", child.id());
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The virtual card attached to vpcd, as a separate process.
+struct VcardProcess {
+    child: Child,
+}
+
+fn card_present() -> bool {
+    let Ok(ctx) = pcsc::Context::establish(pcsc::Scope::User) else {
+        return false;
+    };
+    let reader = std::ffi::CString::new(READER).expect("cstring");
+    ctx.connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+        .map(|c| c.disconnect(pcsc::Disposition::LeaveCard))
+        .is_ok()
+}
+
+impl VcardProcess {
+    fn start(state: &Path) -> VcardProcess {
+        let child = Command::new(vcard_bin())
+            .arg("--state")
+            .arg(state)
+            .args(["--serial", "0000C0DE", "--port", &VPCD_PORT.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cardecrypt-vcard");
+        let started = Instant::now();
+        while !card_present() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the virtual card did not appear in pcscd"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        VcardProcess { child }
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let started = Instant::now();
+        while card_present() && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for VcardProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const IDENT: &str = "FFFE:0000C0DE";
+
+struct Env {
+    dir: tempfile::TempDir,
+    state: PathBuf,
+    gnupghome: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("card");
+        let gnupghome = dir.path().join("gnupg");
+        std::fs::create_dir_all(&gnupghome).expect("gnupghome");
+        std::fs::set_permissions(&gnupghome, std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        std::fs::write(
+            gnupghome.join("scdaemon.conf"),
+            "disable-ccid\npcsc-shared\n",
+        )
+        .expect("scdaemon.conf");
+        std::fs::write(
+            gnupghome.join("gpg-agent.conf"),
+            "allow-loopback-pinentry\n",
+        )
+        .expect("gpg-agent.conf");
+        std::fs::write(dir.path().join("pin"), format!("{USER_PIN}\n")).expect("pin");
+        std::fs::write(dir.path().join("admin"), format!("{ADMIN_PIN}\n")).expect("admin");
+        Env {
+            dir,
+            state,
+            gnupghome,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn cardecrypt(&self, args: &[&str], stdin: &[u8]) -> Output {
+        run(
+            Command::new(cardecrypt_bin())
+                .args(args)
+                .env("XDG_CACHE_HOME", self.path("cache"))
+                .env_remove("CARDECRYPT_CARD"),
+            stdin,
+        )
+    }
+
+    fn gpg(&self, args: &[&str], stdin: &[u8]) -> Output {
+        run(
+            Command::new("gpg")
+                .arg("--homedir")
+                .arg(&self.gnupghome)
+                .args(["--batch", "--no-tty", "--trust-model", "always"])
+                .args(args),
+            stdin,
+        )
+    }
+
+    fn import_to_card(&self, algo: &str) {
+        let key = key_file(algo);
+        let out = self.cardecrypt(
+            &[
+                "card",
+                "import",
+                "--batch",
+                "--admin-pin-file",
+                self.path("admin").to_str().expect("utf8"),
+                key.to_str().expect("utf8"),
+            ],
+            b"",
+        );
+        assert_ok(&out, "card import");
+    }
+
+    fn stop_gpg(&self) {
+        let _ = Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(&self.gnupghome)
+            .args(["--kill", "all"])
+            .status();
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.stop_gpg();
+    }
+}
+
+/// Runs a command with a deadline, so a hang fails the case instead of the whole run.
+fn run(cmd: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let pid = child.id();
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    });
+    let out = child.wait_with_output().expect("wait");
+    let _ = writer.join();
+    drop(watchdog);
+    out
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed: {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+fn assert_fails(out: &Output, code: i32, needle: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "stdout not empty: {}",
+        text(&out.stdout)
+    );
+    let err = text(&out.stderr);
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+}
+
+// ---------------------------------------------------------------- cases
+
+fn decrypts_gpg_messages_for_every_card_algorithm(env: &Env) {
+    let plain = b"interop with the real gpg\n";
+    for algo in [
+        "cv25519", "nistp256", "nistp384", "nistp521", "rsa2048", "rsa3072", "rsa4096",
+    ] {
+        env.import_to_card(algo);
+        let pubkey = data_dir().join(format!("keys/{algo}.pub.asc"));
+        assert_ok(
+            &env.gpg(&["--import", pubkey.to_str().expect("utf8")], b""),
+            "gpg import",
+        );
+        let recipient = format!("{algo}@cardecrypt.test");
+        let enc = env.gpg(&["-e", "-a", "-r", &recipient], plain);
+        assert_ok(&enc, "gpg -e");
+        let pin = env.path("pin");
+        let out = env.cardecrypt(
+            &["--batch", "--pin-file", pin.to_str().expect("utf8")],
+            &enc.stdout,
+        );
+        assert_ok(&out, algo);
+        assert_eq!(out.stdout, plain, "{algo}");
+        assert!(out.stderr.is_empty(), "{algo}: {}", text(&out.stderr));
+    }
+}
+
+fn decrypts_every_gpg_message_form(env: &Env) {
+    env.import_to_card("cv25519");
+    for algo in ["cv25519", "nistp256"] {
+        let pubkey = data_dir().join(format!("keys/{algo}.pub.asc"));
+        assert_ok(
+            &env.gpg(&["--import", pubkey.to_str().expect("utf8")], b""),
+            "gpg import",
+        );
+    }
+    let secret = data_dir().join("keys/nistp256.sec.asc");
+    assert_ok(
+        &env.gpg(
+            &[
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+                "--import",
+                secret.to_str().expect("utf8"),
+            ],
+            b"",
+        ),
+        "gpg import signer",
+    );
+    let plain: Vec<u8> = (0..20_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let me = "cv25519@cardecrypt.test";
+    let other = "nistp256@cardecrypt.test";
+    let forms: Vec<(&str, Vec<&str>)> = vec![
+        ("binary", vec!["-e", "-r", me]),
+        (
+            "uncompressed",
+            vec!["-e", "-a", "--compress-algo", "none", "-r", me],
+        ),
+        ("zip", vec!["-e", "--compress-algo", "zip", "-r", me]),
+        ("zlib", vec!["-e", "--compress-algo", "zlib", "-r", me]),
+        ("bzip2", vec!["-e", "--compress-algo", "bzip2", "-r", me]),
+        ("two recipients", vec!["-e", "-r", other, "-r", me]),
+        ("hidden recipient", vec!["-e", "-R", me]),
+        (
+            "signed",
+            vec![
+                "-s",
+                "-e",
+                "-u",
+                other,
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+                "-r",
+                me,
+            ],
+        ),
+    ];
+    let pin = env.path("pin");
+    for (name, args) in forms {
+        let enc = env.gpg(&args, &plain);
+        assert_ok(&enc, name);
+        let out = env.cardecrypt(
+            &["--batch", "--pin-file", pin.to_str().expect("utf8")],
+            &enc.stdout,
+        );
+        assert_ok(&out, name);
+        assert!(out.stdout == plain, "{name}: plaintext differs");
+        let err = text(&out.stderr);
+        if name == "signed" {
+            assert!(err.contains("signature was NOT checked"), "{name}: {err}");
+        } else {
+            assert!(err.is_empty(), "{name}: {err}");
+        }
+    }
+}
+
+fn gpg_decrypts_through_a_key_cardecrypt_imported(env: &Env) {
+    env.import_to_card("cv25519");
+    let pubkey = data_dir().join("keys/cv25519.pub.asc");
+    assert_ok(
+        &env.gpg(&["--import", pubkey.to_str().expect("utf8")], b""),
+        "gpg import",
+    );
+    // gpg links the card's keys to the public key it knows.
+    assert_ok(&env.gpg(&["--card-status"], b""), "gpg --card-status");
+    let enc = env.gpg(&["-e", "-r", "cv25519@cardecrypt.test"], b"both ways\n");
+    assert_ok(&enc, "gpg -e");
+    let out = env.gpg(
+        &[
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            USER_PIN,
+            "-d",
+        ],
+        &enc.stdout,
+    );
+    assert_ok(&out, "gpg -d through the card");
+    assert_eq!(out.stdout, b"both ways\n");
+    env.stop_gpg();
+}
+
+fn output_file_is_new_private_and_not_overwritten(env: &Env) {
+    env.import_to_card("cv25519");
+    let message = std::fs::read(data_dir().join("base_seipd1.gpg")).expect("base");
+    let expected = std::fs::read(data_dir().join("plain.txt")).expect("plain");
+    let pin = env.path("pin");
+    let out_file = env.path("out.txt");
+    let args = [
+        "--batch",
+        "--pin-file",
+        pin.to_str().expect("utf8"),
+        "-o",
+        out_file.to_str().expect("utf8"),
+    ];
+    assert_ok(&env.cardecrypt(&args, &message), "decrypt to file");
+    assert_eq!(std::fs::read(&out_file).expect("out"), expected);
+    let mode = std::fs::metadata(&out_file)
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let again = env.cardecrypt(&args, &message);
+    assert_fails(&again, 2, "--overwrite");
+    let mut with_overwrite = args.to_vec();
+    with_overwrite.push("--overwrite");
+    assert_ok(&env.cardecrypt(&with_overwrite, &message), "overwrite");
+
+    // A tampered message leaves no output file behind.
+    let bad_file = env.path("bad.txt");
+    let bad = std::fs::read(data_dir().join("fail_mdc.gpg")).expect("fail_mdc");
+    let out = env.cardecrypt(
+        &[
+            "--batch",
+            "--pin-file",
+            pin.to_str().expect("utf8"),
+            "-o",
+            bad_file.to_str().expect("utf8"),
+        ],
+        &bad,
+    );
+    assert_fails(&out, 6, "manipulated");
+    assert!(!bad_file.exists());
+}
+
+fn bad_input_corpus_gives_errors_and_no_plaintext(env: &Env) {
+    env.import_to_card("cv25519");
+    let cases = std::fs::read_to_string(data_dir().join("fail_cases.tsv")).expect("cases");
+    let pin = env.path("pin");
+    for line in cases
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let f: Vec<&str> = line.split('\t').collect();
+        let file = data_dir().join(f[0]);
+        let out = env.cardecrypt(
+            &[
+                "--batch",
+                "--pin-file",
+                pin.to_str().expect("utf8"),
+                file.to_str().expect("utf8"),
+            ],
+            b"",
+        );
+        assert_fails(&out, f[1].parse().expect("code"), f[2]);
+        assert_eq!(
+            text(&out.stderr)
+                .lines()
+                .filter(|l| !l.contains("hint:"))
+                .count(),
+            1,
+            "{}: one line",
+            f[0]
+        );
+    }
+}
+
+fn wrong_pin_costs_one_try_and_says_how_many_are_left(env: &Env) {
+    env.import_to_card("cv25519");
+    let message = std::fs::read(data_dir().join("base_seipd1.gpg")).expect("base");
+    let wrong = env.path("wrong");
+    std::fs::write(&wrong, "654321\n").expect("write");
+    let out = env.cardecrypt(
+        &["--batch", "--pin-file", wrong.to_str().expect("utf8")],
+        &message,
+    );
+    assert_fails(&out, 5, "wrong PIN");
+    assert!(
+        text(&out.stderr).contains("2 tries left"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The right PIN through an inherited descriptor works.
+    let out = run(
+        Command::new("sh")
+            .arg("-c")
+            .arg("exec \"$CARDECRYPT\" --batch --pin-fd 3 3<\"$PIN_FILE\"")
+            .env("CARDECRYPT", cardecrypt_bin())
+            .env("PIN_FILE", env.path("pin"))
+            .env("XDG_CACHE_HOME", env.path("cache")),
+        &message,
+    );
+    assert_ok(&out, "pin-fd");
+}
+
+fn card_list_shows_ident_reader_and_key(env: &Env) {
+    env.import_to_card("cv25519");
+    let out = env.cardecrypt(&["card", "list"], b"");
+    assert_ok(&out, "card list");
+    let line = text(&out.stdout);
+    assert!(line.contains(IDENT), "{line}");
+    assert!(line.contains(READER), "{line}");
+    assert!(
+        line.contains("F871B55303AEC7827FCF3EDE7BC04DD0BECCEA44"),
+        "{line}"
+    );
+}
+
+fn no_card_and_no_pcscd_are_explained(env: &Env, vcard: &mut Option<VcardProcess>) {
+    if let Some(card) = vcard.take() {
+        card.stop();
+    }
+    let message = std::fs::read(data_dir().join("base_seipd1.gpg")).expect("base");
+    let out = env.cardecrypt(&["--batch"], &message);
+    assert_fails(&out, 3, "no OpenPGP card found");
+    *vcard = Some(VcardProcess::start(&env.state));
+
+    let out = run(
+        Command::new(cardecrypt_bin())
+            .arg("--batch")
+            .env("PCSCLITE_CSOCK_NAME", env.path("no-such-socket")),
+        &message,
+    );
+    assert_fails(&out, 3, "pcscd");
+}
+
+fn main() {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let _pcscd = Pcscd::ensure();
+    let env = Env::new();
+    let mut vcard = Some(VcardProcess::start(&env.state));
+
+    type Case<'a> = (&'a str, Box<dyn Fn(&Env, &mut Option<VcardProcess>) + 'a>);
+    let cases: Vec<Case> = vec![
+        (
+            "card_list_shows_ident_reader_and_key",
+            Box::new(|e, _| card_list_shows_ident_reader_and_key(e)),
+        ),
+        (
+            "decrypts_gpg_messages_for_every_card_algorithm",
+            Box::new(|e, _| decrypts_gpg_messages_for_every_card_algorithm(e)),
+        ),
+        (
+            "decrypts_every_gpg_message_form",
+            Box::new(|e, _| decrypts_every_gpg_message_form(e)),
+        ),
+        (
+            "gpg_decrypts_through_a_key_cardecrypt_imported",
+            Box::new(|e, _| gpg_decrypts_through_a_key_cardecrypt_imported(e)),
+        ),
+        (
+            "output_file_is_new_private_and_not_overwritten",
+            Box::new(|e, _| output_file_is_new_private_and_not_overwritten(e)),
+        ),
+        (
+            "bad_input_corpus_gives_errors_and_no_plaintext",
+            Box::new(|e, _| bad_input_corpus_gives_errors_and_no_plaintext(e)),
+        ),
+        (
+            "wrong_pin_costs_one_try_and_says_how_many_are_left",
+            Box::new(|e, _| wrong_pin_costs_one_try_and_says_how_many_are_left(e)),
+        ),
+        (
+            "no_card_and_no_pcscd_are_explained",
+            Box::new(|e, v| no_card_and_no_pcscd_are_explained(e, v)),
+        ),
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    for (name, case) in &cases {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        let started = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| case(&env, &mut vcard)));
+        let secs = started.elapsed().as_secs_f64();
+        match result {
+            Ok(()) => {
+                passed += 1;
+                println!("test {name} ... ok ({secs:.1}s)");
+            }
+            Err(_) => {
+                failed += 1;
+                println!("test {name} ... FAILED ({secs:.1}s)");
+            }
+        }
+    }
+    drop(vcard);
+    drop(env);
+    drop(_pcscd);
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
