@@ -95,11 +95,10 @@ const EXTENDED_GET_ARD: [u8; 7] = [0x00, 0xCA, 0x00, 0x6E, 0x00, 0x00, 0x00];
 
 /// Commands that only read: SELECT, GET DATA, GET RESPONSE, read public key.
 fn is_read_only(cmd: &[u8]) -> bool {
-    match (cmd.get(1), cmd.get(2)) {
-        (Some(0xA4 | 0xCA | 0xC0), _) => true,
-        (Some(0x47), Some(0x81)) => true,
-        _ => false,
-    }
+    matches!(
+        (cmd.get(1), cmd.get(2)),
+        (Some(0xA4 | 0xCA | 0xC0), _) | (Some(0x47), Some(0x81))
+    )
 }
 
 impl MeteredTransaction<'_> {

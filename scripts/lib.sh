@@ -1,0 +1,34 @@
+# Shared by the README's commands: installing what cardecrypt needs, and pcscd handling.
+# shellcheck shell=bash
+
+# Debian packages: the PC/SC daemon and library, the vpcd reader driver for the virtual
+# card, libclang for littlefs2-sys (the virtual card's storage), gpg for interop.
+PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev libclang-dev pkg-config gnupg scdaemon gpg-agent)
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if ! command -v cargo >/dev/null; then
+    echo "cargo not found: install Rust >= 1.85 (https://rustup.rs), then run this again" >&2
+    exit 1
+  fi
+}
+
+VPCD_DRIVER=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
+VPCD_READER="Virtual PCD 00 00"
+
+# Is a pcscd answering on this machine?
+pcscd_running() {
+  pgrep -x pcscd >/dev/null
+}
