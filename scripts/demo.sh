@@ -47,7 +47,12 @@ else
   printf 'FRIENDLYNAME "Virtual PCD"\nDEVICENAME /dev/null:0x8C7B\nLIBPATH %s\nCHANNELID 0x8C7B\n' \
     "$VPCD_DRIVER" > "$state/readers/vpcd"
   echo "==> starting pcscd with the vpcd reader"
-  as_root pcscd --foreground --config "$state/readers" >/dev/null 2>&1 &
+  # Started directly (not through a shell function) so that $! is pcscd's own PID.
+  if [ "$(id -u)" -eq 0 ]; then
+    pcscd --foreground --config "$state/readers" >/dev/null 2>&1 &
+  else
+    sudo pcscd --foreground --config "$state/readers" >/dev/null 2>&1 &
+  fi
   echo $! > "$state/pcscd.pid"
   sleep 1
 fi
@@ -86,7 +91,7 @@ fi
 gpg --batch --yes --quiet --delete-secret-keys "$(gpg --list-keys --with-colons demo@cardecrypt.test | awk -F: '/^fpr/{print $10; exit}')" 2>/dev/null || true
 
 echo "Hello from cardecrypt: this text was decrypted by the card's key." |
-  gpg --batch --quiet --trust-model always -e -a -r demo@cardecrypt.test > "$state/message.asc"
+  gpg --batch --quiet --trust-model always -e -a -r demo@cardecrypt.test 2>/dev/null > "$state/message.asc"
 
 echo "==> cardecrypt < $state/message.asc"
 if [ -t 0 ] && [ -t 1 ]; then
