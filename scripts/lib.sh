@@ -30,5 +30,6 @@ VPCD_READER="Virtual PCD 00 00"
 
 # Is a pcscd answering on this machine?
 pcscd_running() {
-  pgrep -x pcscd >/dev/null
+  # Zombies (a pcscd killed but not yet reaped) do not count.
+  ps -C pcscd -o stat= 2>/dev/null | grep -qv '^Z'
 }
