@@ -382,3 +382,55 @@ fn bad_input_corpus() {
     }
     assert!(checked >= 8, "corpus too small: {checked}");
 }
+
+/// Switches card `index` to KDF-DO PIN handling, as `gpg --card-edit kdf-setup` does: the
+/// card stores only iterated-salted hashes of the PINs from now on.
+fn enable_kdf(cards: &Cards, index: usize) {
+    use openpgp_card::ocard::data::KdfDo;
+    let kdf = KdfDo::iter_salted(0x08, vec![1; 8], vec![2; 8], vec![3; 8]).expect("kdf");
+    let mut card =
+        openpgp_card::Card::new(Box::new(cards.0[index].backend()) as cardecrypt::card::Backend)
+            .expect("open");
+    let mut tx = card.transaction().expect("tx");
+    let raw = |s: &str| secrecy::SecretBox::<[u8]>::from(s.as_bytes().to_vec());
+    let hashed = |h: Option<&[u8]>| secrecy::SecretBox::<[u8]>::from(h.expect("hash").to_vec());
+    tx.card().verify_pw3(raw(ADMIN_PIN)).expect("admin");
+    tx.card().set_kdf_do(&kdf).expect("set kdf");
+    tx.card()
+        .change_pw1(raw(USER_PIN), hashed(kdf.initial_hash_pw1()))
+        .expect("pw1 to hash");
+    tx.card()
+        .change_pw3(raw(ADMIN_PIN), hashed(kdf.initial_hash_pw3()))
+        .expect("pw3 to hash");
+}
+
+#[test]
+fn kdf_cards_get_the_hashed_pin() {
+    let mut cards = Cards::with_key("cv25519");
+    enable_kdf(&cards, 0);
+    cards.0[0].power_cycle();
+    let message = encrypt(&[&cert("cv25519")], TEXT, Form::default());
+    let (plain, _) = decrypt_prompting(&mut cards, &message).expect("decrypt with KDF");
+    assert_eq!(plain, TEXT);
+    assert_eq!(cards.pw1_tries(0), 3, "no try spent");
+}
+
+#[test]
+fn password_only_message_is_refused_with_a_pointer_elsewhere() {
+    use sequoia_openpgp::serialize::stream::{Encryptor, LiteralWriter, Message};
+    use std::io::Write;
+    let mut sink = Vec::new();
+    {
+        let m = Message::new(&mut sink);
+        let m = Encryptor::with_passwords(m, Some("hunter2"))
+            .build()
+            .expect("enc");
+        let mut w = LiteralWriter::new(m).build().expect("lit");
+        w.write_all(TEXT).expect("write");
+        w.finalize().expect("fin");
+    }
+    let mut cards = Cards::with_key("cv25519");
+    let err = decrypt_prompting(&mut cards, &sink).expect_err("password only");
+    assert!(matches!(err, Error::PasswordOnly), "{err:?}");
+    assert_eq!(cards.pw1_tries(0), 3);
+}

@@ -693,6 +693,23 @@ fn set_touch_policy(policy: openpgp_card::ocard::data::TouchPolicy) {
         .expect("set touch");
 }
 
+fn card_held_exclusively_is_explained(env: &Env) {
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).expect("context");
+    let reader = std::ffi::CString::new(READER).expect("cstring");
+    let held = ctx
+        .connect(&reader, pcsc::ShareMode::Exclusive, pcsc::Protocols::ANY)
+        .expect("exclusive connect");
+    let message = std::fs::read(data_dir().join("base_seipd1.gpg")).expect("base");
+    let out = env.cardecrypt(&["--batch"], &message);
+    let _ = held.disconnect(pcsc::Disposition::LeaveCard);
+    assert_fails(&out, 3, "is in use");
+    assert!(
+        text(&out.stderr).contains("gpgconf --kill scdaemon"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 fn card_list_shows_ident_reader_and_key(env: &Env) {
     env.import_to_card("cv25519");
     let out = env.cardecrypt(&["card", "list"], b"");
@@ -735,7 +752,11 @@ fn main() {
 
     type Case<'a> = (&'a str, Box<dyn Fn(&Env, &mut Option<VcardProcess>) + 'a>);
     type Simple<'a> = (&'a str, fn(&Env));
-    let simple: [Simple; 10] = [
+    let simple: [Simple; 11] = [
+        (
+            "card_held_exclusively_is_explained",
+            card_held_exclusively_is_explained,
+        ),
         (
             "card_list_shows_ident_reader_and_key",
             card_list_shows_ident_reader_and_key,

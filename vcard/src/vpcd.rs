@@ -19,10 +19,10 @@ const RESET: u8 = 2;
 const GET_ATR: u8 = 4;
 
 /// Serves `card` to the vpcd driver at `addr` until the connection closes.
-pub fn serve(card: &VirtualCard, addr: &str, on_connected: &mut dyn FnMut()) -> io::Result<()> {
+pub fn serve(card: &VirtualCard, addr: &str, hooks: &mut Hooks) -> io::Result<()> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_nodelay(true)?;
-    on_connected();
+    (hooks.on_connected)();
     loop {
         quick_ack(&stream);
         let mut len = [0u8; 2];
@@ -42,7 +42,11 @@ pub fn serve(card: &VirtualCard, addr: &str, on_connected: &mut dyn FnMut()) -> 
             [POWER_ON] => continue,
             [GET_ATR] => ATR.to_vec(),
             [_] => continue,
-            _ => card.transmit(&payload),
+            _ => {
+                let answer = card.transmit(&payload);
+                (hooks.on_apdu)();
+                answer
+            }
         };
         let mut message = Vec::with_capacity(answer.len() + 2);
         message.extend_from_slice(&(answer.len() as u16).to_be_bytes());
@@ -51,10 +55,17 @@ pub fn serve(card: &VirtualCard, addr: &str, on_connected: &mut dyn FnMut()) -> 
     }
 }
 
+/// What the caller wants to hear about.
+pub struct Hooks<'a> {
+    pub on_connected: Box<dyn FnMut() + 'a>,
+    /// After each APDU the card answered.
+    pub on_apdu: Box<dyn FnMut() + 'a>,
+}
+
 /// Serves `card` forever, reconnecting when pcscd (and with it vpcd) restarts.
-pub fn serve_forever(card: &VirtualCard, addr: &str, mut on_connected: impl FnMut()) -> ! {
+pub fn serve_forever(card: &VirtualCard, addr: &str, mut hooks: Hooks) -> ! {
     loop {
-        if let Err(e) = serve(card, addr, &mut on_connected) {
+        if let Err(e) = serve(card, addr, &mut hooks) {
             if e.kind() != io::ErrorKind::ConnectionRefused {
                 eprintln!("cardecrypt-vcard: connection to vpcd at {addr} lost: {e}");
             }

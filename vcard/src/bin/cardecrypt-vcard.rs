@@ -20,6 +20,9 @@ struct Args {
     /// vpcd's TCP port on 127.0.0.1
     #[arg(long, value_name = "N", default_value_t = 35963)]
     port: u16,
+    /// Keep the number of APDUs answered so far in FILE (for benchmarks)
+    #[arg(long, value_name = "FILE")]
+    count_apdus: Option<PathBuf>,
 }
 
 fn parse_serial(s: &str) -> Result<u32, String> {
@@ -48,10 +51,21 @@ fn main() -> ExitCode {
         card.ident()
     );
     let mut announced = false;
-    vpcd::serve_forever(&card, &addr, move || {
-        if !announced {
-            eprintln!("{message}");
-            announced = true;
-        }
-    })
+    let mut count: u64 = 0;
+    let count_file = args.count_apdus;
+    let hooks = vpcd::Hooks {
+        on_connected: Box::new(move || {
+            if !announced {
+                eprintln!("{message}");
+                announced = true;
+            }
+        }),
+        on_apdu: Box::new(move || {
+            count += 1;
+            if let Some(f) = &count_file {
+                let _ = std::fs::write(f, count.to_string());
+            }
+        }),
+    };
+    vpcd::serve_forever(&card, &addr, hooks)
 }
