@@ -17,4 +17,6 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> cargo test"
+# The pcscd tests start the cardecrypt-vcard binary: build every binary first.
+cargo build --workspace --bins --quiet
 cargo test --workspace

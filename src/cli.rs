@@ -35,6 +35,10 @@ pub struct Cli {
 
     #[command(flatten)]
     pub decrypt: DecryptArgs,
+
+    /// Print diagnostics and every APDU (PINs and secrets redacted) on standard error
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Args, Debug, Default)]
@@ -55,10 +59,6 @@ pub struct DecryptArgs {
 
     #[command(flatten)]
     pub pin: PinArgs,
-
-    /// Print diagnostics and every APDU (PINs and secrets redacted) on standard error
-    #[arg(short, long)]
-    pub verbose: bool,
 }
 
 #[derive(Args, Debug, Default, Clone)]

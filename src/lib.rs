@@ -24,7 +24,7 @@ pub use error::{Error, Result};
 /// Runs a parsed command line; the caller turns the result into an exit code.
 pub fn run(cli: cli::Cli) -> Result<()> {
     match cli.command {
-        None => cmd::decrypt::run(&cli.decrypt),
-        Some(cli::Command::Card(c)) => cmd::card::run(c),
+        None => cmd::decrypt::run(&cli.decrypt, cli.verbose),
+        Some(cli::Command::Card(c)) => cmd::card::run(c, cli.verbose),
     }
 }

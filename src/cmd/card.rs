@@ -18,10 +18,10 @@ use crate::{
     provision,
 };
 
-pub fn run(command: CardCommand) -> Result<()> {
+pub fn run(command: CardCommand, verbose: bool) -> Result<()> {
     match command {
         CardCommand::List => {
-            for line in list(&mut PcscSource)? {
+            for line in list(&mut PcscSource, verbose)? {
                 println!("{line}");
             }
             Ok(())
@@ -54,6 +54,7 @@ pub fn run(command: CardCommand) -> Result<()> {
                 &planned,
                 admin_pin,
                 allow_last_pin_try,
+                verbose,
             )?;
             for p in &planned {
                 eprintln!(
@@ -92,10 +93,10 @@ fn admin_pin(file: Option<&Path>, batch: bool) -> Result<SecretString> {
 }
 
 /// One line per card: ident, reader, decryption key fingerprint.
-pub fn list(source: &mut dyn CardSource) -> Result<Vec<String>> {
+pub fn list(source: &mut dyn CardSource, trace: bool) -> Result<Vec<String>> {
     let counter = ApduCounter::default();
     let mut lines = Vec::new();
-    for mut open in card::open_all(source, &counter, false)? {
+    for mut open in card::open_all(source, &counter, trace)? {
         let mut tx = open.card.transaction().map_err(Error::from_card)?;
         let info = CardInfo::read(&mut tx)?;
         let key = info
@@ -115,6 +116,7 @@ pub fn import(
     planned: &[provision::Planned],
     admin_pin: SecretString,
     allow_last_try: bool,
+    trace: bool,
 ) -> Result<String> {
     let counter = ApduCounter::default();
     let mut cards = card::open_all(

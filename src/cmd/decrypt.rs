@@ -11,11 +11,11 @@ use crate::{
     ui::{Interaction, Terminal},
 };
 
-pub fn run(args: &DecryptArgs) -> Result<()> {
+pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     let options = DecryptOptions {
         card: args.card.card.clone(),
         pin: super::pin_policy(&args.pin),
-        trace: args.verbose,
+        trace: verbose,
         key_cache: pubkey::default_cache_dir(),
     };
     let mut input: Box<dyn std::io::Read> = match &args.file {
@@ -30,7 +30,7 @@ pub fn run(args: &DecryptArgs) -> Result<()> {
     if report.signatures > 0 {
         ui.note("the message is signed; the signature was NOT checked");
     }
-    if args.verbose {
+    if verbose {
         ui.note(&format!(
             "decrypted with card {} key {} using {} APDUs",
             report.card, report.key_fingerprint, report.apdus

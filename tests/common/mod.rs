@@ -77,6 +77,7 @@ impl Cards {
             &planned,
             SecretString::from(ADMIN_PIN),
             false,
+            false,
         )
         .map(|_| ())
     }
