@@ -119,11 +119,7 @@ pub fn import(
     trace: bool,
 ) -> Result<String> {
     let counter = ApduCounter::default();
-    let mut cards = card::open_all(
-        source,
-        &counter,
-        std::env::var_os("CARDECRYPT_TRACE").is_some(),
-    )?;
+    let mut cards = card::open_all(source, &counter, trace)?;
     let mut idents = Vec::new();
     for open in &mut cards {
         let tx = open.card.transaction().map_err(Error::from_card)?;
