@@ -19,4 +19,14 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> cargo test"
 # The pcscd tests start the cardecrypt-vcard binary: build every binary first.
 cargo build --workspace --bins --quiet
-cargo test --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary (libtest's and the pcscd harness's counts).
+awk '/^test result:/ { p += $4; f += $6 }
+     /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
+     END { printf "total: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
