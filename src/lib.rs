@@ -6,11 +6,13 @@
 //! - [`card`]: everything that talks to a card (PC/SC transport, PINs, key data)
 //! - [`decrypt`]: message -> card -> session key -> authenticated plaintext
 //! - [`provision`]: putting keys on a card
+//! - [`certify`]: certificates for card keys, signed by the card
 //! - [`output`]: writing plaintext safely
 //! - [`ui`]: the one trait through which the core asks the user anything
 //! - [`error`]: failures with a hint and an exit code
 
 pub mod card;
+pub mod certify;
 pub mod cli;
 pub mod cmd;
 pub mod decrypt;

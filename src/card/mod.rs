@@ -7,6 +7,8 @@ pub mod metered;
 pub mod pcsc;
 pub mod pin;
 pub mod pubkey;
+pub mod signer;
+pub mod status;
 
 use card_backend::CardBackend;
 use openpgp_card::{
@@ -115,21 +117,7 @@ impl CardInfo {
             .application_identifier()
             .map_err(Error::from_card)?
             .ident();
-        let fingerprint = tx
-            .fingerprint(KeyType::Decryption)
-            .map_err(Error::from_card)?;
-        let decryption = match fingerprint {
-            None => None,
-            Some(fingerprint) => Some(SlotInfo {
-                fingerprint,
-                algorithm: tx
-                    .algorithm_attributes(KeyType::Decryption)
-                    .map_err(Error::from_card)?,
-                created: tx
-                    .key_generation_time(KeyType::Decryption)
-                    .map_err(Error::from_card)?,
-            }),
-        };
+        let decryption = slot_info(tx, KeyType::Decryption)?;
         let pw1_tries = tx
             .pw_status_bytes()
             .map_err(Error::from_card)?
@@ -150,6 +138,20 @@ impl CardInfo {
             kdf_supported,
         })
     }
+}
+
+/// Fingerprint, algorithm and creation time of the key in `key_type`'s slot, if any.
+pub fn slot_info(tx: &mut Card<Transaction<'_>>, key_type: KeyType) -> Result<Option<SlotInfo>> {
+    let Some(fingerprint) = tx.fingerprint(key_type).map_err(Error::from_card)? else {
+        return Ok(None);
+    };
+    Ok(Some(SlotInfo {
+        fingerprint,
+        algorithm: tx
+            .algorithm_attributes(key_type)
+            .map_err(Error::from_card)?,
+        created: tx.key_generation_time(key_type).map_err(Error::from_card)?,
+    }))
 }
 
 /// True when `wanted` names this card: its full ident (`FFFE:00000001`) or its serial alone.

@@ -105,7 +105,8 @@ pub fn unlock(
     })
 }
 
-fn check_tries(tries: u8, allow_last_try: bool) -> Result<()> {
+/// Refuses a blocked PIN, and the last try unless the user allowed it.
+pub fn check_tries(tries: u8, allow_last_try: bool) -> Result<()> {
     match tries {
         0 => Err(Error::PinBlocked),
         1 if !allow_last_try => Err(Error::LastPinTry),

@@ -13,7 +13,11 @@ use std::{
 };
 
 use openpgp_card::{
-    ocard::{algorithm::AlgorithmAttributes, crypto::PublicKeyMaterial, KeyType},
+    ocard::{
+        algorithm::AlgorithmAttributes,
+        crypto::{EccType, PublicKeyMaterial},
+        KeyType,
+    },
     state::Transaction,
     Card,
 };
@@ -49,18 +53,27 @@ pub fn decryption_key(
     slot: &SlotInfo,
     cache_dir: Option<&Path>,
 ) -> Result<PublicKey> {
+    slot_key(tx, KeyType::Decryption, slot, cache_dir)
+}
+
+/// The public key in `key_type`'s slot, from the cache or rebuilt from the card.
+pub fn slot_key(
+    tx: &mut Card<Transaction<'_>>,
+    key_type: KeyType,
+    slot: &SlotInfo,
+    cache_dir: Option<&Path>,
+) -> Result<PublicKey> {
     let wanted = Fingerprint::from_bytes(4, slot.fingerprint.as_bytes())
         .map_err(|e| Error::KeyMismatch(format!("bad fingerprint on the card: {e}")))?;
     let cache_file = cache_dir.map(|d| d.join(format!("{}.pgp", wanted.to_hex())));
     if let Some(key) = cache_file.as_deref().and_then(|f| read_cached(f, &wanted)) {
         return Ok(key);
     }
-    let material = tx
-        .public_key_material(KeyType::Decryption)
-        .map_err(Error::from_card)?;
-    let created = slot.created.as_ref().map(|t| t.get()).ok_or_else(|| {
-        Error::KeyMismatch("the card has no creation time for its decryption key".into())
-    })?;
+    let material = tx.public_key_material(key_type).map_err(Error::from_card)?;
+    let created =
+        slot.created.as_ref().map(|t| t.get()).ok_or_else(|| {
+            Error::KeyMismatch("the card has no creation time for this key".into())
+        })?;
     let key = rebuild(&material, &slot.algorithm, created, &wanted)?;
     if let Some(file) = cache_file {
         write_cached(&file, &key);
@@ -110,11 +123,13 @@ pub fn rebuild(
         }
     }
     Err(Error::KeyMismatch(format!(
-        "the card's decryption key does not match its fingerprint {wanted}"
+        "the card's key does not match its fingerprint {wanted}"
     )))
 }
 
-fn candidates(
+/// The OpenPGP encodings a card key may have, the usual one first: what gpg and Sequoia
+/// produce by default (for ECDH, the RFC 6637 KDF parameters matching the curve size).
+pub fn candidates(
     material: &PublicKeyMaterial,
     algorithm: &AlgorithmAttributes,
 ) -> Result<Vec<(PublicKeyAlgorithm, mpi::PublicKey)>> {
@@ -127,7 +142,9 @@ fn candidates(
             Ok(vec![
                 (PublicKeyAlgorithm::RSAEncryptSign, mpis.clone()),
                 #[allow(deprecated)]
-                (PublicKeyAlgorithm::RSAEncrypt, mpis),
+                (PublicKeyAlgorithm::RSAEncrypt, mpis.clone()),
+                #[allow(deprecated)]
+                (PublicKeyAlgorithm::RSASign, mpis),
             ])
         }
         PublicKeyMaterial::E(ecc) => {
@@ -139,34 +156,95 @@ fn candidates(
             let curve = Curve::from_oid(attrs.oid());
             let point = match curve {
                 // OpenPGP marks a native-encoded point with a 0x40 prefix.
-                Curve::Cv25519 => {
+                Curve::Cv25519 | Curve::Ed25519 => {
                     let mut p = vec![0x40];
                     p.extend_from_slice(ecc.data());
                     p
                 }
                 _ => ecc.data().to_vec(),
             };
-            let mut out = Vec::new();
-            for hash in [
-                HashAlgorithm::SHA256,
-                HashAlgorithm::SHA384,
-                HashAlgorithm::SHA512,
-            ] {
-                for sym in [
-                    SymmetricAlgorithm::AES128,
-                    SymmetricAlgorithm::AES192,
-                    SymmetricAlgorithm::AES256,
-                ] {
-                    let mpis = mpi::PublicKey::ECDH {
-                        curve: curve.clone(),
-                        q: mpi::MPI::new(&point),
-                        hash,
-                        sym,
-                    };
-                    out.push((PublicKeyAlgorithm::ECDH, mpis));
+            let q = mpi::MPI::new(&point);
+            Ok(match attrs.ecc_type() {
+                EccType::EdDSA => vec![(
+                    PublicKeyAlgorithm::EdDSA,
+                    mpi::PublicKey::EdDSA { curve, q },
+                )],
+                EccType::ECDSA => vec![(
+                    PublicKeyAlgorithm::ECDSA,
+                    mpi::PublicKey::ECDSA { curve, q },
+                )],
+                EccType::ECDH => {
+                    let usual = default_kdf(&curve);
+                    let mut params = vec![usual];
+                    for hash in [
+                        HashAlgorithm::SHA256,
+                        HashAlgorithm::SHA384,
+                        HashAlgorithm::SHA512,
+                    ] {
+                        for sym in [
+                            SymmetricAlgorithm::AES128,
+                            SymmetricAlgorithm::AES192,
+                            SymmetricAlgorithm::AES256,
+                        ] {
+                            if (hash, sym) != usual {
+                                params.push((hash, sym));
+                            }
+                        }
+                    }
+                    params
+                        .into_iter()
+                        .map(|(hash, sym)| {
+                            let mpis = mpi::PublicKey::ECDH {
+                                curve: curve.clone(),
+                                q: q.clone(),
+                                hash,
+                                sym,
+                            };
+                            (PublicKeyAlgorithm::ECDH, mpis)
+                        })
+                        .collect()
                 }
-            }
-            Ok(out)
+            })
         }
     }
+}
+
+/// RFC 6637's KDF parameters for a curve, as gpg and Sequoia choose them.
+fn default_kdf(curve: &Curve) -> (HashAlgorithm, SymmetricAlgorithm) {
+    match curve.bits().unwrap_or(256) {
+        0..=256 => (HashAlgorithm::SHA256, SymmetricAlgorithm::AES128),
+        257..=384 => (HashAlgorithm::SHA384, SymmetricAlgorithm::AES192),
+        _ => (HashAlgorithm::SHA512, SymmetricAlgorithm::AES256),
+    }
+}
+
+/// The key a freshly generated card key becomes: the usual encoding.
+pub fn new_key(
+    material: &PublicKeyMaterial,
+    algorithm: &AlgorithmAttributes,
+    created: u32,
+) -> Result<PublicKey> {
+    let (pk_algo, mpis) = candidates(material, algorithm)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::KeyMismatch("no encoding for the card's key".into()))?;
+    let time = UNIX_EPOCH + Duration::from_secs(created.into());
+    let key = Key4::<PublicParts, UnspecifiedRole>::new(time, pk_algo, mpis)
+        .map_err(|e| Error::KeyMismatch(e.to_string()))?;
+    Ok(key.into())
+}
+
+/// For openpgp-card's key generation: the fingerprint the card stores for a new key.
+pub fn fingerprint_of_new_key(
+    material: &PublicKeyMaterial,
+    created: openpgp_card::ocard::data::KeyGenerationTime,
+    _slot: KeyType,
+) -> std::result::Result<openpgp_card::ocard::data::Fingerprint, openpgp_card::Error> {
+    let algorithm = match material {
+        PublicKeyMaterial::E(ecc) => ecc.algo().clone(),
+        PublicKeyMaterial::R(_) => AlgorithmAttributes::Unknown(Vec::new()),
+    };
+    let key = new_key(material, &algorithm, created.get())
+        .map_err(|e| openpgp_card::Error::InternalError(e.to_string()))?;
+    openpgp_card::ocard::data::Fingerprint::try_from(key.fingerprint().as_bytes())
 }

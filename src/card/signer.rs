@@ -1,0 +1,96 @@
+//! Sequoia's view of the card's signature key: PSO:COMPUTE DIGITAL SIGNATURE behind
+//! `crypto::Signer`. Used to make the self-signatures of certificates for card keys.
+
+use openpgp_card::{
+    ocard::crypto::{HashAlgo, SigningAlgo},
+    state::Transaction,
+    Card,
+};
+use secrecy::SecretString;
+use sequoia_openpgp::{
+    self as openpgp,
+    crypto::{self, mpi},
+    types::{HashAlgorithm, PublicKeyAlgorithm},
+};
+
+use super::pubkey::PublicKey;
+use crate::error::Error;
+
+pub struct CardSigner<'t, 'a> {
+    tx: &'t mut Card<Transaction<'a>>,
+    public: PublicKey,
+    /// The user PIN: cards with "signature PIN forced" want a VERIFY (mode 81) before every
+    /// signature. It is the PIN already checked for this operation, not a retry.
+    pin: SecretString,
+    pub failure: Option<Error>,
+}
+
+impl<'t, 'a> CardSigner<'t, 'a> {
+    pub fn new(tx: &'t mut Card<Transaction<'a>>, public: PublicKey, pin: SecretString) -> Self {
+        CardSigner {
+            tx,
+            public,
+            pin,
+            failure: None,
+        }
+    }
+
+    fn fail(&mut self, e: openpgp_card::Error) -> anyhow::Error {
+        let e = Error::from_card(e);
+        let text = e.to_string();
+        self.failure = Some(e);
+        anyhow::anyhow!(text)
+    }
+}
+
+const HASHES: &[HashAlgorithm] = &[
+    HashAlgorithm::SHA512,
+    HashAlgorithm::SHA384,
+    HashAlgorithm::SHA256,
+];
+
+impl crypto::Signer for CardSigner<'_, '_> {
+    fn public(&self) -> &PublicKey {
+        &self.public
+    }
+
+    fn acceptable_hashes(&self) -> &[HashAlgorithm] {
+        HASHES
+    }
+
+    fn sign(&mut self, hash_algo: HashAlgorithm, digest: &[u8]) -> openpgp::Result<mpi::Signature> {
+        let algo = match self.public.pk_algo() {
+            #[allow(deprecated)]
+            PublicKeyAlgorithm::RSAEncryptSign | PublicKeyAlgorithm::RSASign => {
+                SigningAlgo::RSA(match hash_algo {
+                    HashAlgorithm::SHA256 => HashAlgo::SHA256,
+                    HashAlgorithm::SHA384 => HashAlgo::SHA384,
+                    HashAlgorithm::SHA512 => HashAlgo::SHA512,
+                    other => return Err(anyhow::anyhow!("hash {other} not supported by cards")),
+                })
+            }
+            _ => SigningAlgo::ECC,
+        };
+        if let Err(e) = self.tx.verify_user_signing_pin(self.pin.clone()) {
+            return Err(self.fail(e));
+        }
+        let sig = match self.tx.card().signature_for_hash(algo, digest) {
+            Ok(sig) => sig,
+            Err(e) => return Err(self.fail(e)),
+        };
+        Ok(match self.public.pk_algo() {
+            PublicKeyAlgorithm::EdDSA | PublicKeyAlgorithm::ECDSA => {
+                let (r, s) = sig.split_at(sig.len() / 2);
+                let (r, s) = (mpi::MPI::new(r), mpi::MPI::new(s));
+                if self.public.pk_algo() == PublicKeyAlgorithm::EdDSA {
+                    mpi::Signature::EdDSA { r, s }
+                } else {
+                    mpi::Signature::ECDSA { r, s }
+                }
+            }
+            _ => mpi::Signature::RSA {
+                s: mpi::MPI::new(&sig),
+            },
+        })
+    }
+}

@@ -1,0 +1,190 @@
+//! `card import`, `card generate`, `card export`: keys onto the card, certificates out.
+
+use openpgp_card::{ocard::KeyType, state::Transaction, Card};
+use sequoia_openpgp::{crypto::Password, parse::Parse, serialize::SerializeInto, Cert};
+
+use super::{admin_pin, confirm, open_one, transaction, user_pin};
+use crate::{
+    card::{slot_info, status::slot_name, CardSource},
+    certify,
+    cli::CardCommand,
+    error::{Error, Result},
+    output, provision,
+};
+
+pub fn run(source: &mut dyn CardSource, command: CardCommand, verbose: bool) -> Result<()> {
+    match command {
+        CardCommand::Import {
+            file,
+            card,
+            subkey,
+            passphrase_file,
+            replace,
+            auth,
+        } => {
+            let cert = Cert::from_file(&file).map_err(|e| {
+                Error::Usage(format!(
+                    "cannot read a secret key from {}: {e}",
+                    file.display()
+                ))
+            })?;
+            let password = match &passphrase_file {
+                Some(_) => Some(super::secret(
+                    passphrase_file.as_deref(),
+                    true,
+                    "passphrase",
+                )?),
+                None if cert
+                    .keys()
+                    .secret()
+                    .any(|k| !k.key().has_unencrypted_secret()) =>
+                {
+                    Some(super::secret(None, auth.batch, "key passphrase")?)
+                }
+                None => None,
+            }
+            .map(|p| Password::from(secrecy::ExposeSecret::expose_secret(&p)));
+            let planned = provision::plan(&cert, &subkey, password.as_ref())?;
+            let (mut open, ident) = open_one(source, card.card.as_deref(), verbose)?;
+            let mut tx = transaction(&mut open.card)?;
+            let slots: Vec<KeyType> = planned.iter().map(|p| p.slot).collect();
+            guard_occupied(&mut tx, &slots, &ident, replace, auth.batch)?;
+            import_into(
+                &mut tx,
+                &planned,
+                admin_pin(&auth)?,
+                auth.allow_last_pin_try,
+            )?;
+            for p in &planned {
+                eprintln!(
+                    "cardecrypt: imported {} into the {} slot of card {ident}",
+                    p.fingerprint,
+                    slot_name(p.slot)
+                );
+            }
+            Ok(())
+        }
+        CardCommand::Generate {
+            card,
+            userid,
+            algo,
+            output: out,
+            replace,
+            auth,
+        } => {
+            if out.exists() {
+                return Err(Error::Usage(format!("{} exists", out.display())));
+            }
+            let (mut open, ident) = open_one(source, card.card.as_deref(), verbose)?;
+            let mut tx = transaction(&mut open.card)?;
+            guard_occupied(&mut tx, &certify::SLOTS, &ident, replace, auth.batch)?;
+            let admin = admin_pin(&auth)?;
+            let user = user_pin(&auth)?;
+            eprintln!("cardecrypt: generating {algo:?} keys on card {ident}...");
+            let keys = provision::generate(&mut tx, admin, auth.allow_last_pin_try, algo)?;
+            let cert = certify::certify(&mut tx, &keys, &userid, user)?;
+            write_cert(&out, &cert)?;
+            eprintln!(
+                "cardecrypt: card {ident} holds the keys of {}; certificate written to {}",
+                cert.fingerprint(),
+                out.display()
+            );
+            Ok(())
+        }
+        CardCommand::Export {
+            card,
+            userid,
+            output: out,
+            auth,
+        } => {
+            if out.exists() {
+                return Err(Error::Usage(format!("{} exists", out.display())));
+            }
+            let (mut open, ident) = open_one(source, card.card.as_deref(), verbose)?;
+            let mut tx = transaction(&mut open.card)?;
+            let keys = provision::slot_keys(&mut tx)?;
+            let cert = certify::certify(&mut tx, &keys, &userid, user_pin(&auth)?)?;
+            write_cert(&out, &cert)?;
+            eprintln!(
+                "cardecrypt: certificate {} for card {ident} written to {}",
+                cert.fingerprint(),
+                out.display()
+            );
+            Ok(())
+        }
+        _ => unreachable!("dispatched by card::run"),
+    }
+}
+
+/// Overwriting a key on a card destroys it: name the card, and ask (or demand --replace).
+fn guard_occupied(
+    tx: &mut Card<Transaction<'_>>,
+    slots: &[KeyType],
+    ident: &str,
+    replace: bool,
+    batch: bool,
+) -> Result<()> {
+    let mut occupied = Vec::new();
+    for &slot in slots {
+        if let Some(info) = slot_info(tx, slot)? {
+            occupied.push(format!("{} ({:X})", slot_name(slot), info.fingerprint));
+        }
+    }
+    if occupied.is_empty() || replace {
+        return Ok(());
+    }
+    let question = format!(
+        "card {ident} already holds keys in: {}. Replace them (the old keys are lost)?",
+        occupied.join(", ")
+    );
+    if confirm(&question, batch) {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "card {ident} already holds keys in: {}; pass --replace to overwrite them",
+        occupied.join(", ")
+    )))
+}
+
+fn import_into(
+    tx: &mut Card<Transaction<'_>>,
+    planned: &[provision::Planned],
+    admin_pin: secrecy::SecretString,
+    allow_last_try: bool,
+) -> Result<()> {
+    let tries = tx
+        .pw_status_bytes()
+        .map_err(Error::from_card)?
+        .err_count_pw3();
+    crate::card::pin::check_tries(tries, allow_last_try)?;
+    let mut admin = tx.as_admin_card(admin_pin).map_err(Error::from_card)?;
+    for p in planned {
+        admin
+            .import_key(&p.key, p.slot)
+            .map_err(|e| Error::Card(format!("importing {}: {e}", p.fingerprint)))?;
+    }
+    Ok(())
+}
+
+/// Library entry for importing planned keys into one card (used by tests and `card import`).
+pub fn import(
+    source: &mut dyn CardSource,
+    wanted: Option<&str>,
+    planned: &[provision::Planned],
+    admin_pin: secrecy::SecretString,
+    allow_last_try: bool,
+    trace: bool,
+) -> Result<String> {
+    let (mut open, ident) = open_one(source, wanted, trace)?;
+    let mut tx = transaction(&mut open.card)?;
+    import_into(&mut tx, planned, admin_pin, allow_last_try)?;
+    Ok(ident)
+}
+
+fn write_cert(path: &std::path::Path, cert: &Cert) -> Result<()> {
+    let armored = cert
+        .armored()
+        .to_vec()
+        .map_err(|e| Error::Other(e.to_string()))?;
+    output::write_file(path, &armored, false)
+}

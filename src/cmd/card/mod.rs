@@ -1,0 +1,165 @@
+//! `cardecrypt card ...`: list, status, import, generate, export, PINs, settings, reset.
+
+mod keys;
+mod manage;
+
+use std::path::Path;
+
+use openpgp_card::{
+    state::{Open, Transaction},
+    Card,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::{
+    card::{
+        self,
+        metered::ApduCounter,
+        pin::{read_pin, PinSource},
+        status, CardInfo, CardSource, OpenCard, PcscSource,
+    },
+    cli::{AuthArgs, CardCommand},
+    error::{Error, Result},
+};
+
+pub use keys::import;
+
+pub fn run(command: CardCommand, verbose: bool) -> Result<()> {
+    let source = &mut PcscSource;
+    match command {
+        CardCommand::List => {
+            for line in list(source, verbose)? {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        CardCommand::Status { card, json } => {
+            let (mut open, _) = open_one(source, card.card.as_deref(), verbose)?;
+            let reader = open.reader.clone();
+            let mut tx = transaction(&mut open.card)?;
+            let status = status::read(&mut tx, &reader)?;
+            if json {
+                let text = serde_json::to_string_pretty(&status)
+                    .map_err(|e| Error::Other(e.to_string()))?;
+                println!("{text}");
+            } else {
+                print!("{}", status.to_text());
+            }
+            Ok(())
+        }
+        CardCommand::Import { .. } | CardCommand::Generate { .. } | CardCommand::Export { .. } => {
+            keys::run(source, command, verbose)
+        }
+        other => manage::run(source, other, verbose),
+    }
+}
+
+fn transaction(card: &mut Card<Open>) -> Result<Card<Transaction<'_>>> {
+    card.transaction().map_err(Error::from_card)
+}
+
+/// One line per card: ident, reader, decryption key fingerprint.
+pub fn list(source: &mut dyn CardSource, trace: bool) -> Result<Vec<String>> {
+    let counter = ApduCounter::default();
+    let mut lines = Vec::new();
+    for mut open in card::open_all(source, &counter, trace)? {
+        let mut tx = transaction(&mut open.card)?;
+        let info = CardInfo::read(&mut tx)?;
+        let key = info
+            .decryption
+            .as_ref()
+            .map(|s| format!("{:X}", s.fingerprint))
+            .unwrap_or_else(|| "no decryption key".into());
+        lines.push(format!("{}  {}  {}", info.ident, open.reader, key));
+    }
+    Ok(lines)
+}
+
+/// The one card `wanted` names, or the only card present.
+pub fn open_one(
+    source: &mut dyn CardSource,
+    wanted: Option<&str>,
+    trace: bool,
+) -> Result<(OpenCard, String)> {
+    let counter = ApduCounter::default();
+    let mut cards = card::open_all(source, &counter, trace)?;
+    let mut idents = Vec::new();
+    for open in &mut cards {
+        let tx = transaction(&mut open.card)?;
+        idents.push(
+            tx.application_identifier()
+                .map_err(Error::from_card)?
+                .ident(),
+        );
+    }
+    let index = match wanted {
+        Some(w) => idents
+            .iter()
+            .position(|i| card::ident_matches(i, w))
+            .ok_or_else(|| Error::CardNotFound {
+                wanted: w.to_string(),
+                found: idents.clone(),
+            })?,
+        None if idents.len() == 1 => 0,
+        None => {
+            return Err(Error::Usage(format!(
+                "several cards are present ({}); choose one with --card",
+                idents.join(", ")
+            )))
+        }
+    };
+    let ident = idents.swap_remove(index);
+    Ok((cards.swap_remove(index), ident))
+}
+
+/// A secret from a file, or asked on the terminal.
+fn secret(file: Option<&Path>, batch: bool, what: &str) -> Result<SecretString> {
+    if let Some(f) = file {
+        return read_pin(&PinSource::File(f.to_path_buf()))?
+            .ok_or_else(|| Error::PinUnavailable(format!("and the {what} file is empty")));
+    }
+    if batch {
+        return Err(Error::PinUnavailable(format!(
+            "the {what} is needed and --batch forbids asking for it"
+        )));
+    }
+    rpassword::prompt_password(format!("{}: ", capitalize(what)))
+        .map(SecretString::from)
+        .map_err(|e| Error::PinUnavailable(format!("no terminal to ask for the {what} ({e})")))
+}
+
+/// A new secret from a file, or asked twice on the terminal.
+fn new_secret(file: Option<&Path>, batch: bool, what: &str) -> Result<SecretString> {
+    let first = secret(file, batch, &format!("new {what}"))?;
+    if file.is_none() {
+        let again = secret(None, batch, &format!("new {what} again"))?;
+        if again.expose_secret() != first.expose_secret() {
+            return Err(Error::Usage(format!("the two new {what}s differ")));
+        }
+    }
+    Ok(first)
+}
+
+fn admin_pin(auth: &AuthArgs) -> Result<SecretString> {
+    secret(auth.admin_pin_file.as_deref(), auth.batch, "admin PIN")
+}
+
+fn user_pin(auth: &AuthArgs) -> Result<SecretString> {
+    secret(auth.pin_file.as_deref(), auth.batch, "user PIN")
+}
+
+/// Asks a yes/no question on the terminal; `--batch` answers no.
+fn confirm(question: &str, batch: bool) -> bool {
+    if batch {
+        return false;
+    }
+    let answer = rpassword::prompt_password(format!("{question} [y/N] "));
+    matches!(answer.as_deref().map(str::trim), Ok("y" | "Y" | "yes"))
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
