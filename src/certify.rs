@@ -56,7 +56,9 @@ pub fn certify(
         signer.failure.take().unwrap_or_else(|| other(e))
     };
 
+    let hash = signer.hash();
     let uid_sig = SignatureBuilder::new(SignatureType::PositiveCertification)
+        .set_hash_algo(hash)
         .set_signature_creation_time(now)
         .and_then(|b| b.set_key_flags(KeyFlags::empty().set_certification().set_signing()))
         .and_then(|b| b.set_features(Features::sequoia()))
@@ -96,6 +98,7 @@ pub fn certify(
         let Some(key) = key else { continue };
         let subkey = key.clone().role_into_subordinate();
         let sig = SignatureBuilder::new(SignatureType::SubkeyBinding)
+            .set_hash_algo(hash)
             .set_signature_creation_time(now)
             .and_then(|b| b.set_key_flags(flags))
             .map_err(other)?

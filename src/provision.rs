@@ -291,7 +291,10 @@ use openpgp_card::{
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
-    card::{pin::check_tries, pubkey},
+    card::{
+        pin::{check_tries, pin_failure},
+        pubkey,
+    },
     certify::{SlotKeys, SLOTS},
 };
 
@@ -307,7 +310,8 @@ fn admin<'b, 'a>(
 ) -> Result<Card<openpgp_card::state::Admin<'a, 'b>>> {
     let tries = tx.pw_status_bytes().map_err(card_err)?.err_count_pw3();
     check_tries(tries, allow_last_try)?;
-    tx.as_admin_card(admin_pin).map_err(card_err)
+    tx.as_admin_card(admin_pin)
+        .map_err(|e| pin_failure(e, tries))
 }
 
 /// Key algorithms `card generate` offers.
@@ -423,12 +427,14 @@ pub fn change_pin(
         PinChange::User { current, new } => {
             check_tries(status.err_count_pw1(), allow_last_try)?;
             min_len(&new, 6, "user PIN")?;
-            tx.change_user_pin(current, new).map_err(card_err)
+            tx.change_user_pin(current, new)
+                .map_err(|e| pin_failure(e, status.err_count_pw1()))
         }
         PinChange::Admin { current, new } => {
             check_tries(status.err_count_pw3(), allow_last_try)?;
             min_len(&new, 8, "admin PIN")?;
-            tx.change_admin_pin(current, new).map_err(card_err)
+            tx.change_admin_pin(current, new)
+                .map_err(|e| pin_failure(e, status.err_count_pw3()))
         }
         PinChange::ResetCode { admin: a, new } => {
             min_len(&new, 8, "resetting code")?;
@@ -439,7 +445,8 @@ pub fn change_pin(
         PinChange::UnblockWithResetCode { reset_code, new } => {
             check_tries(status.err_count_rc(), allow_last_try)?;
             min_len(&new, 6, "user PIN")?;
-            tx.reset_user_pin(reset_code, new).map_err(card_err)
+            tx.reset_user_pin(reset_code, new)
+                .map_err(|e| pin_failure(e, status.err_count_rc()))
         }
         PinChange::UnblockWithAdmin { admin: a, new } => {
             min_len(&new, 6, "user PIN")?;

@@ -91,18 +91,25 @@ pub fn unlock(
     if pin.expose_secret().is_empty() {
         return Err(Error::PinUnavailable("and the PIN given is empty".into()));
     }
-    tx.verify_user_pin(pin).map_err(|e| match e {
+    tx.verify_user_pin(pin).map_err(|e| pin_failure(e, tries))
+}
+
+/// Maps a failed PIN operation to our error. Cards differ: most answer 63Cx (x tries
+/// left), some 6300 or 6982 without a count; then the count is one less than before.
+pub fn pin_failure(e: openpgp_card::Error, tries_before: u8) -> Error {
+    match e {
         openpgp_card::Error::CardStatus(StatusBytes::PasswordNotChecked(n)) => {
             Error::WrongPin { tries_left: n }
         }
         openpgp_card::Error::CardStatus(
             StatusBytes::SecurityStatusNotSatisfied
-            | StatusBytes::IncorrectParametersCommandDataField,
+            | StatusBytes::IncorrectParametersCommandDataField
+            | StatusBytes::UnknownStatus(0x63, 0x00),
         ) => Error::WrongPin {
-            tries_left: tries.saturating_sub(1),
+            tries_left: tries_before.saturating_sub(1),
         },
         other => Error::from_card(other),
-    })
+    }
 }
 
 /// Refuses a blocked PIN, and the last try unless the user allowed it.

@@ -22,17 +22,37 @@ pub struct CardSigner<'t, 'a> {
     /// The user PIN: cards with "signature PIN forced" want a VERIFY (mode 81) before every
     /// signature. It is the PIN already checked for this operation, not a retry.
     pin: SecretString,
+    /// Hashes the card can sign: ECDSA cards want the digest size to match the curve.
+    hashes: Vec<HashAlgorithm>,
     pub failure: Option<Error>,
 }
 
 impl<'t, 'a> CardSigner<'t, 'a> {
     pub fn new(tx: &'t mut Card<Transaction<'a>>, public: PublicKey, pin: SecretString) -> Self {
+        let hashes = match public.mpis() {
+            mpi::PublicKey::ECDSA { curve, .. } => match curve.bits().unwrap_or(256) {
+                0..=256 => vec![HashAlgorithm::SHA256],
+                257..=384 => vec![HashAlgorithm::SHA384],
+                _ => vec![HashAlgorithm::SHA512],
+            },
+            _ => vec![
+                HashAlgorithm::SHA512,
+                HashAlgorithm::SHA384,
+                HashAlgorithm::SHA256,
+            ],
+        };
         CardSigner {
             tx,
             public,
             pin,
+            hashes,
             failure: None,
         }
+    }
+
+    /// The hash to sign with: signature builders must be told (they default to SHA-512).
+    pub fn hash(&self) -> HashAlgorithm {
+        self.hashes[0]
     }
 
     fn fail(&mut self, e: openpgp_card::Error) -> anyhow::Error {
@@ -43,19 +63,13 @@ impl<'t, 'a> CardSigner<'t, 'a> {
     }
 }
 
-const HASHES: &[HashAlgorithm] = &[
-    HashAlgorithm::SHA512,
-    HashAlgorithm::SHA384,
-    HashAlgorithm::SHA256,
-];
-
 impl crypto::Signer for CardSigner<'_, '_> {
     fn public(&self) -> &PublicKey {
         &self.public
     }
 
     fn acceptable_hashes(&self) -> &[HashAlgorithm] {
-        HASHES
+        &self.hashes
     }
 
     fn sign(&mut self, hash_algo: HashAlgorithm, digest: &[u8]) -> openpgp::Result<mpi::Signature> {

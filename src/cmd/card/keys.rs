@@ -157,7 +157,9 @@ fn import_into(
         .map_err(Error::from_card)?
         .err_count_pw3();
     crate::card::pin::check_tries(tries, allow_last_try)?;
-    let mut admin = tx.as_admin_card(admin_pin).map_err(Error::from_card)?;
+    let mut admin = tx
+        .as_admin_card(admin_pin)
+        .map_err(|e| crate::card::pin::pin_failure(e, tries))?;
     for p in planned {
         admin
             .import_key(&p.key, p.slot)
