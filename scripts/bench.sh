@@ -42,7 +42,7 @@ for _ in $(seq 50); do "$bin/cardecrypt" card list 2>/dev/null | grep -q FFFE:00
 
 keys="$top/tests/data/keys"
 printf '12345678\n' > "$work/admin"; printf '123456\n' > "$work/pin"
-"$bin/cardecrypt" card import --batch --admin-pin-file "$work/admin" "$keys/cv25519.sec.asc" >/dev/null 2>&1
+"$bin/cardecrypt" card import --batch --replace --admin-pin-file "$work/admin" "$keys/cv25519.sec.asc" >/dev/null 2>&1
 export GNUPGHOME="$work/gnupg"
 mkdir -m 700 "$GNUPGHOME"
 printf 'disable-ccid\npcsc-shared\n' > "$GNUPGHOME/scdaemon.conf"

@@ -85,7 +85,7 @@ printf '123456\n' > "$state/user-pin"
 chmod 600 "$state/admin-pin" "$state/user-pin"
 if ! "$bin/cardecrypt" card list | grep -q "$(gpg --list-keys --with-colons demo@cardecrypt.test | awk -F: '/^fpr/{f=$10} END{print f}')"; then
   echo "==> importing the demo key onto the card (admin PIN 12345678)"
-  "$bin/cardecrypt" card import --batch --admin-pin-file "$state/admin-pin" "$state/demo.sec.asc"
+  "$bin/cardecrypt" card import --batch --replace --admin-pin-file "$state/admin-pin" "$state/demo.sec.asc"
 fi
 # The private key now lives on the card only.
 gpg --batch --yes --quiet --delete-secret-keys "$(gpg --list-keys --with-colons demo@cardecrypt.test | awk -F: '/^fpr/{print $10; exit}')" 2>/dev/null || true

@@ -332,6 +332,42 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// Every command a person runs shows an example in its --help.
+    #[test]
+    fn every_command_has_an_example() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let name = format!("{path} {}", cmd.get_name());
+            let subs: Vec<_> = cmd
+                .get_subcommands()
+                .filter(|c| c.get_name() != "help")
+                .collect();
+            if subs.is_empty() {
+                let help = cmd
+                    .get_after_help()
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                let parent_help = help.contains("Example");
+                if !parent_help {
+                    missing.push(name.clone());
+                }
+            }
+            for sub in subs {
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let cli = Cli::command();
+        for sub in cli.get_subcommands() {
+            walk(sub, "cardecrypt", &mut missing);
+        }
+        assert!(cli
+            .get_after_help()
+            .is_some_and(|h| h.to_string().contains("Examples")));
+        // `card set`'s leaves share the examples of `card set`.
+        missing.retain(|m| !m.starts_with("cardecrypt card set "));
+        assert!(missing.is_empty(), "no example in --help: {missing:?}");
+    }
+
     #[test]
     fn a_file_without_subcommand_decrypts() {
         let cli = Cli::try_parse_from(["cardecrypt", "msg.asc", "-o", "out"]).expect("parse");

@@ -249,6 +249,7 @@ impl Env {
                 "card",
                 "import",
                 "--batch",
+                "--replace",
                 "--admin-pin-file",
                 self.path("admin").to_str().expect("utf8"),
                 key.to_str().expect("utf8"),
@@ -601,6 +602,12 @@ fn gpg_keytocard_keys_decrypt_with_cardecrypt(env: &Env) {
             .key()
             .fingerprint()
             .to_hex();
+        let status = env.cardecrypt(&["card", "status"], b"");
+        assert!(
+            text(&status.stdout).contains(&subkey) && text(&status.stdout).contains("imported"),
+            "card status after keytocard: {}",
+            text(&status.stdout)
+        );
         assert!(
             text(&listed.stdout).contains(&subkey),
             "{algo}: keytocard did not reach the card: {}\ngpg: {gpg_log}",
@@ -710,6 +717,191 @@ fn card_held_exclusively_is_explained(env: &Env) {
     );
 }
 
+fn card_generate_makes_a_certificate_gpg_uses(env: &Env) {
+    let cert = env.path("generated.asc");
+    let _ = std::fs::remove_file(&cert);
+    let (pin, admin) = (env.path("pin"), env.path("admin"));
+    let out = env.cardecrypt(
+        &[
+            "card",
+            "generate",
+            "--batch",
+            "--replace",
+            "--algo",
+            "nistp256",
+            "--userid",
+            "Made On Card <made@cardecrypt.test>",
+            "--pin-file",
+            pin.to_str().expect("utf8"),
+            "--admin-pin-file",
+            admin.to_str().expect("utf8"),
+            "-o",
+            cert.to_str().expect("utf8"),
+        ],
+        b"",
+    );
+    assert_ok(&out, "card generate");
+    assert_ok(
+        &env.gpg(&["--import", cert.to_str().expect("utf8")], b""),
+        "gpg import",
+    );
+    let status = env.gpg(&["--card-status"], b"");
+    assert_ok(&status, "gpg --card-status");
+    assert!(
+        text(&status.stdout).contains("made@cardecrypt.test"),
+        "{}",
+        text(&status.stdout)
+    );
+    let enc = env.gpg(&["-e", "-r", "made@cardecrypt.test"], b"made on the card\n");
+    assert_ok(&enc, "gpg -e");
+    let dec = env.gpg(
+        &[
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            USER_PIN,
+            "-d",
+        ],
+        &enc.stdout,
+    );
+    assert_ok(&dec, "gpg -d through the card");
+    assert_eq!(dec.stdout, b"made on the card\n");
+    env.stop_gpg();
+    let out = env.cardecrypt(
+        &["--batch", "--pin-file", pin.to_str().expect("utf8")],
+        &enc.stdout,
+    );
+    assert_ok(&out, "cardecrypt");
+    assert_eq!(out.stdout, b"made on the card\n");
+}
+
+fn status_pins_and_settings_through_the_cli(env: &Env) {
+    env.import_to_card("rsa2048");
+    let (pin, admin) = (env.path("pin"), env.path("admin"));
+    let newpin = env.path("newpin");
+    std::fs::write(&newpin, "97531864\n").expect("write");
+    let p = |x: &PathBuf| x.to_str().expect("utf8").to_string();
+    let out = env.cardecrypt(
+        &[
+            "card",
+            "set",
+            "--batch",
+            "--admin-pin-file",
+            &p(&admin),
+            "name",
+            "Alice Liddell",
+        ],
+        b"",
+    );
+    assert_ok(&out, "card set name");
+    let out = env.cardecrypt(
+        &[
+            "card",
+            "pin",
+            "change-user",
+            "--batch",
+            "--pin-file",
+            &p(&pin),
+            "--new-pin-file",
+            &p(&newpin),
+        ],
+        b"",
+    );
+    assert_ok(&out, "change-user");
+    let message = env.gpg(
+        &[
+            "--import",
+            data_dir()
+                .join("keys/rsa2048.pub.asc")
+                .to_str()
+                .expect("utf8"),
+        ],
+        b"",
+    );
+    assert_ok(&message, "gpg import");
+    let enc = env.gpg(&["-e", "-r", "rsa2048@cardecrypt.test"], b"new pin\n");
+    let old = env.cardecrypt(&["--batch", "--pin-file", &p(&pin)], &enc.stdout);
+    assert_fails(&old, 5, "wrong PIN");
+    let ok = env.cardecrypt(&["--batch", "--pin-file", &p(&newpin)], &enc.stdout);
+    assert_ok(&ok, "decrypt with the new PIN");
+    let back = env.cardecrypt(
+        &[
+            "card",
+            "pin",
+            "change-user",
+            "--batch",
+            "--pin-file",
+            &p(&newpin),
+            "--new-pin-file",
+            &p(&pin),
+        ],
+        b"",
+    );
+    assert_ok(&back, "change back");
+
+    let out = env.cardecrypt(&["card", "status", "--json"], b"");
+    assert_ok(&out, "status --json");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["schema"], 1);
+    assert_eq!(json["ident"], IDENT);
+    assert_eq!(json["cardholder"], "Alice Liddell");
+    assert_eq!(json["slots"][1]["algorithm"], "RSA 2048");
+    assert_eq!(json["slots"][1]["origin"], "imported");
+    assert_eq!(json["pin"]["user_tries"], 3);
+    let text_status = env.cardecrypt(&["card", "status"], b"");
+    assert_ok(&text_status, "status");
+    assert!(text(&text_status.stdout).contains("Alice Liddell"));
+}
+
+fn state_survives_a_restart_of_the_virtual_card(env: &Env, vcard: &mut Option<VcardProcess>) {
+    env.import_to_card("nistp384");
+    if let Some(card) = vcard.take() {
+        card.stop();
+    }
+    *vcard = Some(VcardProcess::start(&env.state));
+    let out = env.cardecrypt(&["card", "list"], b"");
+    assert_ok(&out, "card list");
+    let subkey = cert("nistp384")
+        .keys()
+        .subkeys()
+        .next()
+        .expect("subkey")
+        .key()
+        .fingerprint()
+        .to_hex();
+    assert!(text(&out.stdout).contains(&subkey), "{}", text(&out.stdout));
+}
+
+fn factory_reset_needs_the_card_named(env: &Env) {
+    env.import_to_card("cv25519");
+    let out = env.cardecrypt(&["card", "factory-reset", "--batch"], b"");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(IDENT));
+    let out = env.cardecrypt(
+        &[
+            "card",
+            "factory-reset",
+            "--yes-really-wipe",
+            "FFFE:00000BAD",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let list = env.cardecrypt(&["card", "list"], b"");
+    assert!(
+        !text(&list.stdout).contains("no decryption key"),
+        "not wiped yet"
+    );
+    let out = env.cardecrypt(&["card", "factory-reset", "--yes-really-wipe", IDENT], b"");
+    assert_ok(&out, "factory reset");
+    let list = env.cardecrypt(&["card", "list"], b"");
+    assert!(
+        text(&list.stdout).contains("no decryption key"),
+        "{}",
+        text(&list.stdout)
+    );
+}
+
 fn card_list_shows_ident_reader_and_key(env: &Env) {
     env.import_to_card("cv25519");
     let out = env.cardecrypt(&["card", "list"], b"");
@@ -752,7 +944,15 @@ fn main() {
 
     type Case<'a> = (&'a str, Box<dyn Fn(&Env, &mut Option<VcardProcess>) + 'a>);
     type Simple<'a> = (&'a str, fn(&Env));
-    let simple: [Simple; 11] = [
+    let simple: [Simple; 13] = [
+        (
+            "card_generate_makes_a_certificate_gpg_uses",
+            card_generate_makes_a_certificate_gpg_uses,
+        ),
+        (
+            "status_pins_and_settings_through_the_cli",
+            status_pins_and_settings_through_the_cli,
+        ),
         (
             "card_held_exclusively_is_explained",
             card_held_exclusively_is_explained,
@@ -808,6 +1008,14 @@ fn main() {
             )
         })
         .collect();
+    cases.push((
+        "state_survives_a_restart_of_the_virtual_card",
+        Box::new(state_survives_a_restart_of_the_virtual_card),
+    ));
+    cases.push((
+        "factory_reset_needs_the_card_named",
+        Box::new(|e: &Env, _: &mut Option<VcardProcess>| factory_reset_needs_the_card_named(e)),
+    ));
     cases.push((
         "no_card_and_no_pcscd_are_explained",
         Box::new(no_card_and_no_pcscd_are_explained),
