@@ -2,8 +2,9 @@
 # shellcheck shell=bash
 
 # Debian packages: the PC/SC daemon and library, the vpcd reader driver for the virtual
-# card, libclang for littlefs2-sys (the virtual card's storage), gpg for interop.
-PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev libclang-dev pkg-config gnupg scdaemon gpg-agent)
+# card, libclang for littlefs2-sys (the virtual card's storage), gpg for interop, neomutt
+# and tmux to test cardecrypt inside a real mail client.
+PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev libclang-dev pkg-config gnupg scdaemon gpg-agent neomutt tmux)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

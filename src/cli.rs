@@ -46,7 +46,7 @@ pub struct DecryptArgs {
     /// The message to decrypt (armored or binary); standard input when absent
     pub file: Option<PathBuf>,
 
-    /// Write the plaintext to FILE (created new, mode 0600) instead of standard output
+    /// Write the plaintext to FILE (created new, mode 0600) instead of standard output ("-")
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -59,6 +59,38 @@ pub struct DecryptArgs {
 
     #[command(flatten)]
     pub pin: PinArgs,
+
+    /// Write GnuPG-style status lines ([GNUPG:] ...) to file descriptor N, for mail clients
+    #[arg(long, value_name = "N")]
+    pub status_fd: Option<i32>,
+
+    #[command(flatten)]
+    pub gpg: GpgCompat,
+}
+
+/// gpg options that mail clients pass along (mutt's sample gpg.rc, for one): accepted so
+/// that cardecrypt can stand in for gpg in a decrypt command, and otherwise ignored.
+#[derive(Args, Debug, Default)]
+pub struct GpgCompat {
+    #[arg(short = 'd', long = "decrypt", hide = true)]
+    pub decrypt: bool,
+    #[arg(long, hide = true)]
+    pub no_verbose: bool,
+    #[arg(short = 'q', long, hide = true)]
+    pub quiet: bool,
+    #[arg(long, hide = true)]
+    pub no_tty: bool,
+    #[arg(long, hide = true)]
+    pub yes: bool,
+    #[arg(long, hide = true)]
+    pub use_agent: bool,
+    #[arg(long, hide = true)]
+    pub no_auto_check_trustdb: bool,
+    #[arg(long, hide = true, value_name = "MODE")]
+    pub pinentry_mode: Option<String>,
+    /// gpg's passphrase descriptor: with a card, the PIN (same as --pin-fd)
+    #[arg(long, hide = true, value_name = "N", conflicts_with_all = ["pin_file", "pin_fd"])]
+    pub passphrase_fd: Option<i32>,
 }
 
 #[derive(Args, Debug, Default, Clone)]
@@ -373,6 +405,29 @@ mod tests {
         let cli = Cli::try_parse_from(["cardecrypt", "msg.asc", "-o", "out"]).expect("parse");
         assert!(cli.command.is_none());
         assert_eq!(cli.decrypt.file, Some(PathBuf::from("msg.asc")));
+    }
+
+    #[test]
+    fn mutts_gpg_line_parses() {
+        let cli = Cli::try_parse_from([
+            "cardecrypt",
+            "--status-fd=2",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase-fd",
+            "0",
+            "--no-verbose",
+            "--quiet",
+            "--batch",
+            "--output",
+            "-",
+            "--decrypt",
+            "msg.asc",
+        ])
+        .expect("mutt's line");
+        assert_eq!(cli.decrypt.status_fd, Some(2));
+        assert_eq!(cli.decrypt.gpg.passphrase_fd, Some(0));
+        assert_eq!(cli.decrypt.output, Some(PathBuf::from("-")));
     }
 
     #[test]

@@ -14,12 +14,12 @@ use openpgp_card::{
 use sequoia_openpgp::{
     self as openpgp,
     crypto::{self, mem::Protected, mpi, SessionKey},
-    packet::{PKESK, SKESK},
+    packet::{Packet, PKESK, SKESK},
     parse::{
         stream::{
             DecryptionHelper, DecryptorBuilder, MessageLayer, MessageStructure, VerificationHelper,
         },
-        Parse,
+        PacketParser, Parse,
     },
     policy::StandardPolicy,
     types::{Curve, SymmetricAlgorithm},
@@ -49,13 +49,26 @@ pub struct DecryptOptions {
     pub key_cache: Option<PathBuf>,
 }
 
-/// What happened, for diagnostics and status output.
-#[derive(Debug, Default)]
+/// What happened, filled in as decryption proceeds (so a failure still tells how far it
+/// got), for diagnostics and gpg-style status output.
+#[derive(Debug, Default, Clone)]
 pub struct Report {
+    /// Key id (16 hex digits, zeros for a hidden recipient) and public key algorithm of each
+    /// encrypted session key, in message order.
+    pub recipients: Vec<(String, u8)>,
+    /// The card that decrypted: its ident and full AID (hex).
     pub card: String,
+    pub card_aid: String,
     pub key_fingerprint: String,
+    /// A PIN was sent to the card in this run.
+    pub pin_sent: bool,
     pub apdus: usize,
     pub signatures: usize,
+    /// Symmetric algorithm id, and the AEAD algorithm id for SEIPD v2.
+    pub sym_algo: Option<u8>,
+    pub aead_algo: Option<u8>,
+    /// Literal data packet: format byte, date (seconds), file name.
+    pub literal: Option<(u8, u32, Vec<u8>)>,
 }
 
 /// Decrypts a whole message. Returns the plaintext only if it is fully authenticated.
@@ -65,6 +78,19 @@ pub fn decrypt(
     ui: &mut dyn Interaction,
     options: &DecryptOptions,
 ) -> Result<(Zeroizing<Vec<u8>>, Report)> {
+    let mut report = Report::default();
+    let plaintext = decrypt_reporting(input, source, ui, options, &mut report)?;
+    Ok((plaintext, report))
+}
+
+/// Like [`decrypt`], with the report kept by the caller, also when decryption fails.
+pub fn decrypt_reporting(
+    input: &mut dyn Read,
+    source: &mut dyn CardSource,
+    ui: &mut dyn Interaction,
+    options: &DecryptOptions,
+    report: &mut Report,
+) -> Result<Zeroizing<Vec<u8>>> {
     let mut message = Vec::new();
     input
         .read_to_end(&mut message)
@@ -82,31 +108,30 @@ pub fn decrypt(
         options,
         counter: counter.clone(),
         state: &mut state,
+        report,
     };
     let result = DecryptorBuilder::from_bytes(&message[..])
         .and_then(|b| b.with_policy(&policy, None, helper));
     let mut decryptor = match result {
         Ok(d) => d,
         Err(e) => {
+            report.apdus = counter.get();
             let failure = state.failure.take();
             return Err(failure.unwrap_or_else(|| classify_parse_error(&message, &e)));
         }
     };
     let mut plaintext = Zeroizing::new(Vec::new());
-    if let Err(e) = decryptor.read_to_end(&mut plaintext) {
+    let read = decryptor.read_to_end(&mut plaintext);
+    let processed = decryptor.message_processed();
+    drop(decryptor);
+    report.apdus = counter.get();
+    if let Err(e) = read {
         return Err(Error::BadMessage(io_error_chain(&e)));
     }
-    if !decryptor.message_processed() {
+    if !processed {
         return Err(Error::BadMessage("the message ended early".into()));
     }
-    drop(decryptor);
-    let report = Report {
-        apdus: counter.get(),
-        signatures: state.signatures,
-        card: state.card,
-        key_fingerprint: state.key_fingerprint,
-    };
-    Ok((plaintext, report))
+    Ok(plaintext)
 }
 
 /// Not OpenPGP at all, or OpenPGP that is broken.
@@ -143,9 +168,6 @@ fn io_error_chain(e: &std::io::Error) -> String {
 #[derive(Default)]
 struct State {
     failure: Option<Error>,
-    card: String,
-    key_fingerprint: String,
-    signatures: usize,
 }
 
 struct Helper<'h> {
@@ -154,6 +176,7 @@ struct Helper<'h> {
     options: &'h DecryptOptions,
     counter: ApduCounter,
     state: &'h mut State,
+    report: &'h mut Report,
 }
 
 impl VerificationHelper for Helper<'_> {
@@ -164,8 +187,30 @@ impl VerificationHelper for Helper<'_> {
     fn check(&mut self, structure: MessageStructure) -> openpgp::Result<()> {
         for layer in structure {
             if let MessageLayer::SignatureGroup { results } = layer {
-                self.state.signatures += results.len();
+                self.report.signatures += results.len();
             }
+        }
+        Ok(())
+    }
+
+    fn inspect(&mut self, pp: &PacketParser<'_>) -> openpgp::Result<()> {
+        match &pp.packet {
+            Packet::Literal(l) => {
+                let date = l
+                    .date()
+                    .and_then(|d| d.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs() as u32);
+                self.report.literal = Some((
+                    u8::from(l.format()),
+                    date,
+                    l.filename().unwrap_or_default().to_vec(),
+                ));
+            }
+            Packet::SEIP(openpgp::packet::SEIP::V2(seip)) => {
+                self.report.sym_algo = Some(u8::from(seip.symmetric_algo()));
+                self.report.aead_algo = Some(u8::from(seip.aead()));
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -230,6 +275,17 @@ impl Helper<'_> {
             });
         }
         let recipients: Vec<String> = pkesks.iter().map(describe_recipient).collect();
+        self.report.recipients = pkesks
+            .iter()
+            .map(|p| {
+                let id = match p.recipient() {
+                    Some(KeyHandle::KeyID(id)) => id.to_hex(),
+                    Some(KeyHandle::Fingerprint(fp)) => KeyID::from(&fp).to_hex(),
+                    None => KeyID::wildcard().to_hex(),
+                };
+                (id, u8::from(p.pk_algo()))
+            })
+            .collect();
         let trace = self.options.trace;
         let cards = card::open_all(self.source, &self.counter, trace)?;
 
@@ -267,8 +323,22 @@ impl Helper<'_> {
                     fingerprint.to_hex()
                 ));
             }
+            self.report.card = info.ident.clone();
+            self.report.card_aid = tx
+                .application_identifier()
+                .map(|aid| {
+                    format!(
+                        "D2760001240{:X}{:04X}{:04X}{:08X}0000",
+                        aid.application(),
+                        aid.version(),
+                        aid.manufacturer(),
+                        aid.serial()
+                    )
+                })
+                .unwrap_or_default();
+            self.report.key_fingerprint = fingerprint.to_hex();
             let public = pubkey::decryption_key(&mut tx, slot, self.options.key_cache.as_deref())?;
-            pin::unlock(&mut tx, &info, &self.options.pin, self.ui)?;
+            self.report.pin_sent = pin::unlock(&mut tx, &info, &self.options.pin, self.ui)?;
             if info.touch_for_decrypt {
                 self.ui.touch(&info.ident);
             }
@@ -279,8 +349,9 @@ impl Helper<'_> {
             for pkesk in matching {
                 if let Some((algo, session_key)) = pkesk.decrypt(&mut decryptor, sym_algo) {
                     if decrypt(algo, &session_key) {
-                        self.state.card = info.ident.clone();
-                        self.state.key_fingerprint = fingerprint.to_hex();
+                        if let (None, Some(algo)) = (self.report.sym_algo, algo) {
+                            self.report.sym_algo = Some(u8::from(algo));
+                        }
                         return Ok(());
                     }
                 }

@@ -7,6 +7,7 @@
 //! - [`decrypt`]: message -> card -> session key -> authenticated plaintext
 //! - [`provision`]: putting keys on a card
 //! - [`certify`]: certificates for card keys, signed by the card
+//! - [`mail`]: what mail clients need: gpg-style status lines
 //! - [`output`]: writing plaintext safely
 //! - [`ui`]: the one trait through which the core asks the user anything
 //! - [`error`]: failures with a hint and an exit code
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod cmd;
 pub mod decrypt;
 pub mod error;
+pub mod mail;
 pub mod output;
 pub mod provision;
 pub mod ui;

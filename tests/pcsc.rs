@@ -902,6 +902,218 @@ fn factory_reset_needs_the_card_named(env: &Env) {
     );
 }
 
+/// mutt's sample gpg.rc line, with cardecrypt in place of gpg: status lines on stderr, the
+/// PIN on stdin (mutt's %p), the message from a file.
+fn mutts_gpg_command_line_works(env: &Env) {
+    env.import_to_card("cv25519");
+    let expected = std::fs::read(data_dir().join("plain.txt")).expect("plain");
+    let run_mutt_line = |file: &str, stdin: &[u8]| {
+        let msg = data_dir().join(file);
+        env.cardecrypt(
+            &[
+                "--status-fd=2",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase-fd",
+                "0",
+                "--no-verbose",
+                "--quiet",
+                "--batch",
+                "--output",
+                "-",
+                "--decrypt",
+                msg.to_str().expect("utf8"),
+            ],
+            stdin,
+        )
+    };
+    let in_order = |err: &str, wanted: &[&str]| {
+        let mut rest = err;
+        for w in wanted {
+            let at = rest
+                .find(w)
+                .unwrap_or_else(|| panic!("{w} missing or out of order:\n{err}"));
+            rest = &rest[at + w.len()..];
+        }
+    };
+    let out = run_mutt_line("base_seipd1.gpg", format!("{USER_PIN}\n").as_bytes());
+    assert_ok(&out, "mutt line");
+    assert_eq!(out.stdout, expected);
+    let err = text(&out.stderr);
+    in_order(
+        &err,
+        &[
+            "[GNUPG:] ENC_TO 7BC04DD0BECCEA44 18 0",
+            "[GNUPG:] NEED_PASSPHRASE_PIN OPENPGP 2",
+            "[GNUPG:] DECRYPTION_KEY F871B55303AEC7827FCF3EDE7BC04DD0BECCEA44",
+            "[GNUPG:] BEGIN_DECRYPTION",
+            "[GNUPG:] DECRYPTION_INFO 2 9",
+            "[GNUPG:] PLAINTEXT 62 ",
+            "[GNUPG:] PLAINTEXT_LENGTH 45",
+            "[GNUPG:] DECRYPTION_OKAY",
+            "[GNUPG:] GOODMDC",
+            "[GNUPG:] END_DECRYPTION",
+        ],
+    );
+
+    let out = run_mutt_line("fail_mdc.gpg", format!("{USER_PIN}\n").as_bytes());
+    assert!(out.stdout.is_empty());
+    let err = text(&out.stderr);
+    in_order(
+        &err,
+        &[
+            "[GNUPG:] BEGIN_DECRYPTION",
+            "[GNUPG:] DECRYPTION_FAILED",
+            "[GNUPG:] END_DECRYPTION",
+        ],
+    );
+    assert!(!err.contains("DECRYPTION_OKAY"), "{err}");
+
+    let out = run_mutt_line("base_seipd1.gpg", b"000000\n");
+    assert!(
+        text(&out.stderr).contains("[GNUPG:] SC_OP_FAILURE 2"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("[GNUPG:] DECRYPTION_FAILED"));
+    let out = run_mutt_line("fail_not_openpgp.txt", b"");
+    assert!(
+        text(&out.stderr).contains("[GNUPG:] NODATA 1"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run_mutt_line("fail_pkesk_keyid.gpg", b"");
+    assert!(
+        text(&out.stderr).contains("[GNUPG:] NO_SECKEY 7BC04CD0BECCEA44"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The real neomutt, in classic mode with cardecrypt as its decrypt command, shows a
+/// PGP/MIME message decrypted, and a tampered one not.
+fn neomutt_shows_pgp_mime_decrypted(env: &Env) {
+    env.import_to_card("cv25519");
+    let maildir = env.path("Mail");
+    // One folder per message: opening "the" message needs no navigation.
+    for folder in ["good", "tampered"] {
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(maildir.join(folder).join(sub)).expect("maildir");
+        }
+    }
+    let inner = b"Content-Type: text/plain; charset=utf-8\r\n\r\nThe secret body, decrypted by the card.\r\n";
+    let armored = encrypt(
+        &[&cert("cv25519")],
+        inner,
+        Form {
+            armor: true,
+            ..Form::default()
+        },
+    );
+    let mut tampered = armored.clone();
+    // Flip a character in the middle of the armored ciphertext.
+    let mid = tampered.len() / 2;
+    tampered[mid] = if tampered[mid] == b'A' { b'B' } else { b'A' };
+    let message = |subject: &str, body: &[u8]| {
+        let mut m = format!(
+            "From: Alice <alice@example.org>\nTo: Bob <bob@example.org>\nSubject: {subject}\n\
+             Date: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <{subject}@example.org>\n\
+             MIME-Version: 1.0\nContent-Type: multipart/encrypted; \
+             protocol=\"application/pgp-encrypted\"; boundary=\"b1\"\n\n--b1\n\
+             Content-Type: application/pgp-encrypted\n\nVersion: 1\n\n--b1\n\
+             Content-Type: application/octet-stream; name=\"encrypted.asc\"\n\n"
+        )
+        .into_bytes();
+        m.extend_from_slice(body);
+        m.extend_from_slice(b"\n--b1--\n");
+        m
+    };
+    let cmd = format!(
+        "{} --status-fd=2 --no-verbose --quiet --batch --pin-file {} --output - %f",
+        cardecrypt_bin().display(),
+        env.path("pin").display()
+    );
+    let muttrc = env.path("muttrc");
+    std::fs::write(
+        &muttrc,
+        format!(
+            "set mbox_type=Maildir\nset folder={m}\nunset crypt_use_gpgme\n\
+             set pgp_decrypt_command=\"{cmd}\"\nset pgp_decode_command=\"{cmd}\"\n\
+             set pgp_check_gpg_decrypt_status_fd\nset crypt_autopgp=yes\n\
+             set header_cache=\"\"\nset message_cachedir=\"\"\nset mailcap_path=/dev/null\n",
+            m = maildir.display()
+        ),
+    )
+    .expect("muttrc");
+    for (subject, body) in [("good", &armored), ("tampered", &tampered)] {
+        std::fs::write(
+            maildir.join(subject).join("cur/1:2,S"),
+            message(subject, body),
+        )
+        .expect("mail");
+    }
+    let session = format!("cardecrypt-test-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(args)
+            .env("HOME", env.dir.path())
+            .output()
+            .expect("tmux")
+    };
+    let screen = |folder: &str| -> String {
+        let _ = tmux(&["kill-session", "-t", &session]);
+        let started = tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "160",
+            "-y",
+            "50",
+            &format!(
+                "neomutt -n -F {} -f {}",
+                muttrc.display(),
+                maildir.join(folder).display()
+            ),
+        ]);
+        assert!(started.status.success(), "tmux: {}", text(&started.stderr));
+        // Keys sent before the index is drawn are lost.
+        let ready = Instant::now() + Duration::from_secs(10);
+        while !text(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).contains("q:Quit") {
+            assert!(Instant::now() < ready, "neomutt did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        tmux(&["send-keys", "-t", &session, "Enter"]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut shown = String::new();
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(300));
+            shown = text(&tmux(&["capture-pane", "-p", "-t", &session]).stdout);
+            if shown.contains("Subject:") || shown.contains("Could not") {
+                break;
+            }
+        }
+        tmux(&["send-keys", "-t", &session, "q"]);
+        tmux(&["send-keys", "-t", &session, "q"]);
+        let _ = tmux(&["kill-session", "-t", &session]);
+        shown
+    };
+    let good = screen("good");
+    assert!(
+        good.contains("The secret body, decrypted by the card."),
+        "neomutt showed:\n{good}"
+    );
+    let bad = screen("tampered");
+    assert!(
+        !bad.contains("The secret body"),
+        "tampered message shown:\n{bad}"
+    );
+    // neomutt reports the failed decryption ("Could not copy message") and shows nothing.
+    assert!(bad.contains("Could not"), "neomutt showed:\n{bad}");
+}
+
 fn card_list_shows_ident_reader_and_key(env: &Env) {
     env.import_to_card("cv25519");
     let out = env.cardecrypt(&["card", "list"], b"");
@@ -944,7 +1156,12 @@ fn main() {
 
     type Case<'a> = (&'a str, Box<dyn Fn(&Env, &mut Option<VcardProcess>) + 'a>);
     type Simple<'a> = (&'a str, fn(&Env));
-    let simple: [Simple; 13] = [
+    let simple: [Simple; 15] = [
+        (
+            "neomutt_shows_pgp_mime_decrypted",
+            neomutt_shows_pgp_mime_decrypted,
+        ),
+        ("mutts_gpg_command_line_works", mutts_gpg_command_line_works),
         (
             "card_generate_makes_a_certificate_gpg_uses",
             card_generate_makes_a_certificate_gpg_uses,

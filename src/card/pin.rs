@@ -58,12 +58,13 @@ pub fn read_pin(source: &PinSource) -> Result<Option<SecretString>> {
 }
 
 /// Makes sure PW1 (mode 82) is verified, spending at most one try, and only knowingly.
+/// Returns whether a PIN was sent (false: the card was still unlocked).
 pub fn unlock(
     tx: &mut Card<Transaction<'_>>,
     info: &CardInfo,
     policy: &PinPolicy,
     ui: &mut dyn Interaction,
-) -> Result<()> {
+) -> Result<bool> {
     let given = read_pin(&policy.source)?;
     let mut tries = info.pw1_tries;
     let pin = match given {
@@ -72,7 +73,7 @@ pub fn unlock(
             // Ask the card before asking the user: a card still unlocked needs no PIN. An
             // empty VERIFY answers 9000 (verified) or 63Cx (x tries left) and spends nothing.
             match tx.card().check_pw1_user() {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(false),
                 Err(openpgp_card::Error::CardStatus(StatusBytes::PasswordNotChecked(n))) => {
                     tries = n
                 }
@@ -91,7 +92,9 @@ pub fn unlock(
     if pin.expose_secret().is_empty() {
         return Err(Error::PinUnavailable("and the PIN given is empty".into()));
     }
-    tx.verify_user_pin(pin).map_err(|e| pin_failure(e, tries))
+    tx.verify_user_pin(pin)
+        .map(|()| true)
+        .map_err(|e| pin_failure(e, tries))
 }
 
 /// Maps a failed PIN operation to our error. Cards differ: most answer 63Cx (x tries

@@ -5,8 +5,9 @@ use std::io::Write;
 use crate::{
     card::{pubkey, PcscSource},
     cli::DecryptArgs,
-    decrypt::{self, DecryptOptions},
+    decrypt::{self, DecryptOptions, Report},
     error::{Error, Result},
+    mail::status::StatusLines,
     output,
     ui::{Interaction, Terminal},
 };
@@ -14,7 +15,7 @@ use crate::{
 pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     let options = DecryptOptions {
         card: args.card.card.clone(),
-        pin: super::pin_policy(&args.pin),
+        pin: super::pin_policy(&args.pin, args.gpg.passphrase_fd),
         trace: verbose,
         key_cache: pubkey::default_cache_dir(),
     };
@@ -26,7 +27,16 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
         None => Box::new(std::io::stdin().lock()),
     };
     let mut ui = Terminal;
-    let (plaintext, report) = decrypt::decrypt(&mut input, &mut PcscSource, &mut ui, &options)?;
+    let mut status = StatusLines::open(args.status_fd)?;
+    let mut report = Report::default();
+    let result =
+        decrypt::decrypt_reporting(&mut input, &mut PcscSource, &mut ui, &options, &mut report)
+            .and_then(|plaintext| write_out(args, &plaintext).map(|()| plaintext.len()));
+    match &result {
+        Ok(len) => status.decrypt(&report, *len, Ok(())),
+        Err(e) => status.decrypt(&report, 0, Err(e)),
+    }
+    result?;
     if report.signatures > 0 {
         ui.note("the message is signed; the signature was NOT checked");
     }
@@ -36,11 +46,17 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
             report.card, report.key_fingerprint, report.apdus
         ));
     }
-    match &args.output {
-        Some(path) => output::write_file(path, &plaintext, args.overwrite),
-        None => {
+    Ok(())
+}
+
+fn write_out(args: &DecryptArgs, plaintext: &[u8]) -> Result<()> {
+    match args.output.as_deref() {
+        Some(path) if path != std::path::Path::new("-") => {
+            output::write_file(path, plaintext, args.overwrite || args.gpg.yes)
+        }
+        _ => {
             let mut out = std::io::stdout().lock();
-            out.write_all(&plaintext)
+            out.write_all(plaintext)
                 .and_then(|()| out.flush())
                 .map_err(|e| Error::io("cannot write to standard output", e))
         }

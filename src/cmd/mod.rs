@@ -8,8 +8,8 @@ use crate::{
     cli::PinArgs,
 };
 
-pub(crate) fn pin_policy(args: &PinArgs) -> PinPolicy {
-    let source = match (&args.pin_file, args.pin_fd) {
+pub(crate) fn pin_policy(args: &PinArgs, passphrase_fd: Option<i32>) -> PinPolicy {
+    let source = match (&args.pin_file, args.pin_fd.or(passphrase_fd)) {
         (Some(f), _) => PinSource::File(f.clone()),
         (None, Some(fd)) => PinSource::Fd(fd),
         (None, None) => PinSource::Ask,
