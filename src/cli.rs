@@ -126,16 +126,24 @@ pub enum Command {
     Card(CardCommand),
 }
 
-/// Secrets for card management: PINs from files or prompts.
+/// Secrets for card management: PINs from files, descriptors or prompts.
 #[derive(Args, Debug, Default, Clone)]
 pub struct AuthArgs {
     /// Read the user PIN from the first line of FILE
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "pin_fd")]
     pub pin_file: Option<PathBuf>,
 
+    /// Read the user PIN from the first line of file descriptor N
+    #[arg(long, value_name = "N")]
+    pub pin_fd: Option<i32>,
+
     /// Read the admin PIN from the first line of FILE
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "admin_pin_fd")]
     pub admin_pin_file: Option<PathBuf>,
+
+    /// Read the admin PIN from the first line of file descriptor N
+    #[arg(long, value_name = "N")]
+    pub admin_pin_fd: Option<i32>,
 
     /// Never prompt: fail if a PIN or confirmation is needed and not given
     #[arg(long)]

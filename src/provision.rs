@@ -350,11 +350,13 @@ pub fn generate(
     let mut admin = admin(tx, admin_pin, allow_last_try)?;
     let mut keys = Vec::new();
     for slot in SLOTS {
-        admin.set_algorithm(slot, algo.simple()).map_err(|e| {
-            Error::Card(format!(
-                "the card cannot hold {algo:?} keys in its {slot:?} slot: {e}"
-            ))
-        })?;
+        if let Err(e) = admin.set_algorithm(slot, algo.simple()) {
+            let supported = supported_algorithms(admin.as_transaction(), slot);
+            return Err(Error::Card(format!(
+                "the card cannot hold {algo:?} keys in its {slot:?} slot ({e}); it supports: \
+                 {supported}"
+            )));
+        }
         let (material, created) = admin
             .generate_key(pubkey::fingerprint_of_new_key, slot)
             .map_err(card_err)?;
@@ -372,6 +374,21 @@ pub fn generate(
         decryption: keys.next(),
         authentication: keys.next(),
     })
+}
+
+/// What the card says it supports in `slot` (its algorithm information), for error messages.
+pub fn supported_algorithms(tx: &mut Card<Transaction<'_>>, slot: KeyType) -> String {
+    match tx.algorithm_information() {
+        Ok(Some(info)) => {
+            let list: Vec<String> = info
+                .for_keytype(slot)
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            list.join(", ")
+        }
+        _ => "unknown (the card does not list its algorithms)".into(),
+    }
 }
 
 /// The public keys of the keys already on the card (a signature key is required).

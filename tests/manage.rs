@@ -337,3 +337,45 @@ fn factory_reset_wipes_keys_and_pins() {
     )
     .expect("default PIN is back");
 }
+
+#[test]
+fn passphrase_protected_key_is_imported_with_its_passphrase() {
+    use sequoia_openpgp::{crypto::Password, packet::Packet};
+    let plain = common::cert("cv25519");
+    let pw = Password::from("correct horse");
+    let primary = plain
+        .primary_key()
+        .key()
+        .clone()
+        .parts_into_secret()
+        .expect("secret")
+        .encrypt_secret(&pw)
+        .expect("encrypt");
+    let mut packets: Vec<Packet> = vec![Packet::from(primary)];
+    for ka in plain.keys().subkeys().secret() {
+        let k = ka.key().clone().encrypt_secret(&pw).expect("encrypt");
+        packets.push(Packet::from(k));
+    }
+    let (locked, _) = plain.clone().insert_packets(packets).expect("insert");
+    assert!(locked
+        .keys()
+        .secret()
+        .all(|k| !k.key().has_unencrypted_secret()));
+
+    let missing = provision::plan(&locked, &[], None);
+    assert!(
+        matches!(missing, Err(Error::PinUnavailable(_))),
+        "{:?}",
+        missing.err()
+    );
+    let wrong = provision::plan(&locked, &[], Some(&Password::from("wrong")));
+    assert!(matches!(wrong, Err(Error::Usage(_))), "{:?}", wrong.err());
+    let planned = provision::plan(&locked, &[], Some(&pw)).expect("plan");
+    let mut cards = Cards::one();
+    let mut only = Cards(vec![cards.0[0].clone()]);
+    cardecrypt::cmd::card::import(&mut only, None, &planned, s(ADMIN_PIN), false, false)
+        .expect("import");
+    let message = encrypt(&[&plain], b"locked key\n", Form::default());
+    let (out, _) = decrypt_prompting(&mut cards, &message).expect("decrypt");
+    assert_eq!(out, b"locked key\n");
+}

@@ -839,12 +839,23 @@ fn status_pins_and_settings_through_the_cli(env: &Env) {
     );
     assert_ok(&back, "change back");
 
+    // The admin PIN through an inherited descriptor.
+    let out = run(
+        Command::new("sh")
+            .arg("-c")
+            .arg("exec \"$CARDECRYPT\" card set --batch --admin-pin-fd 3 url https://example.org/a.asc 3<\"$ADMIN_FILE\"")
+            .env("CARDECRYPT", cardecrypt_bin())
+            .env("ADMIN_FILE", &admin),
+        b"",
+    );
+    assert_ok(&out, "card set url with --admin-pin-fd");
     let out = env.cardecrypt(&["card", "status", "--json"], b"");
     assert_ok(&out, "status --json");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["schema"], 1);
     assert_eq!(json["ident"], IDENT);
     assert_eq!(json["cardholder"], "Alice Liddell");
+    assert_eq!(json["url"], "https://example.org/a.asc");
     assert_eq!(json["slots"][1]["algorithm"], "RSA 2048");
     assert_eq!(json["slots"][1]["origin"], "imported");
     assert_eq!(json["pin"]["user_tries"], 3);

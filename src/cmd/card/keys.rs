@@ -161,9 +161,14 @@ fn import_into(
         .as_admin_card(admin_pin)
         .map_err(|e| crate::card::pin::pin_failure(e, tries))?;
     for p in planned {
-        admin
-            .import_key(&p.key, p.slot)
-            .map_err(|e| Error::Card(format!("importing {}: {e}", p.fingerprint)))?;
+        if let Err(e) = admin.import_key(&p.key, p.slot) {
+            let supported = provision::supported_algorithms(admin.as_transaction(), p.slot);
+            return Err(Error::Card(format!(
+                "importing {} into the {} slot: {e}; the card supports there: {supported}",
+                p.fingerprint,
+                slot_name(p.slot)
+            )));
+        }
     }
     Ok(())
 }

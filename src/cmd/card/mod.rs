@@ -141,11 +141,34 @@ fn new_secret(file: Option<&Path>, batch: bool, what: &str) -> Result<SecretStri
 }
 
 fn admin_pin(auth: &AuthArgs) -> Result<SecretString> {
-    secret(auth.admin_pin_file.as_deref(), auth.batch, "admin PIN")
+    from_fd_or(
+        auth.admin_pin_fd,
+        auth.admin_pin_file.as_deref(),
+        auth.batch,
+        "admin PIN",
+    )
 }
 
 fn user_pin(auth: &AuthArgs) -> Result<SecretString> {
-    secret(auth.pin_file.as_deref(), auth.batch, "user PIN")
+    from_fd_or(
+        auth.pin_fd,
+        auth.pin_file.as_deref(),
+        auth.batch,
+        "user PIN",
+    )
+}
+
+fn from_fd_or(
+    fd: Option<i32>,
+    file: Option<&Path>,
+    batch: bool,
+    what: &str,
+) -> Result<SecretString> {
+    match fd {
+        Some(n) => read_pin(&PinSource::Fd(n))?
+            .ok_or_else(|| Error::PinUnavailable(format!("and descriptor {n} gave no {what}"))),
+        None => secret(file, batch, what),
+    }
 }
 
 /// Asks a yes/no question on the terminal; `--batch` answers no.
