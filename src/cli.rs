@@ -28,7 +28,7 @@ Exit codes:
 /// session key, and decrypts and authenticates the message itself. No plaintext is written
 /// unless the whole message is authenticated.
 #[derive(Parser, Debug)]
-#[command(version, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
+#[command(version, after_help = AFTER_HELP, subcommand_precedence_over_arg = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -436,6 +436,17 @@ mod tests {
         assert_eq!(cli.decrypt.status_fd, Some(2));
         assert_eq!(cli.decrypt.gpg.passphrase_fd, Some(0));
         assert_eq!(cli.decrypt.output, Some(PathBuf::from("-")));
+    }
+
+    #[test]
+    fn verbose_goes_anywhere() {
+        for args in [
+            ["cardecrypt", "-v", "card", "list"],
+            ["cardecrypt", "card", "list", "-v"],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parse");
+            assert!(cli.verbose && matches!(cli.command, Some(Command::Card(CardCommand::List))));
+        }
     }
 
     #[test]

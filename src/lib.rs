@@ -27,6 +27,11 @@ pub use error::{Error, Result};
 
 /// Runs a parsed command line; the caller turns the result into an exit code.
 pub fn run(cli: cli::Cli) -> Result<()> {
+    if cli.command.is_some() && cli.decrypt.file.is_some() {
+        return Err(Error::Usage(
+            "a file to decrypt and a subcommand cannot be given together".into(),
+        ));
+    }
     match cli.command {
         None => cmd::decrypt::run(&cli.decrypt, cli.verbose),
         Some(cli::Command::Card(c)) => cmd::card::run(c, cli.verbose),
