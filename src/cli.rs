@@ -64,6 +64,12 @@ pub struct DecryptArgs {
     #[arg(long, value_name = "N")]
     pub status_fd: Option<i32>,
 
+    /// After the PIN was accepted, keep the card unlocked for DURATION (30s, 10m, 1h) so the
+    /// next decrypts need no PIN; the PIN is not stored anywhere. `cardecrypt lock` ends it
+    #[arg(long, value_name = "DURATION", env = "CARDECRYPT_KEEP_UNLOCKED",
+          value_parser = crate::card::holder::parse_duration)]
+    pub keep_unlocked: Option<std::time::Duration>,
+
     #[command(flatten)]
     pub gpg: GpgCompat,
 }
@@ -124,6 +130,24 @@ pub enum Command {
     /// Manage OpenPGP cards
     #[command(subcommand)]
     Card(CardCommand),
+
+    /// Lock cards now: end --keep-unlocked and make the card forget the verified PIN
+    #[command(after_help = "Example:\n  cardecrypt lock")]
+    Lock {
+        #[command(flatten)]
+        card: CardArgs,
+    },
+
+    /// (internal) the process that keeps a card unlocked
+    #[command(name = "__hold", hide = true)]
+    Hold {
+        #[arg(long)]
+        reader: String,
+        #[arg(long)]
+        ident: String,
+        #[arg(long)]
+        seconds: u64,
+    },
 }
 
 /// Secrets for card management: PINs from files, descriptors or prompts.

@@ -56,8 +56,9 @@ pub struct Report {
     /// Key id (16 hex digits, zeros for a hidden recipient) and public key algorithm of each
     /// encrypted session key, in message order.
     pub recipients: Vec<(String, u8)>,
-    /// The card that decrypted: its ident and full AID (hex).
+    /// The card that decrypted: its ident, reader and full AID (hex).
     pub card: String,
+    pub reader: String,
     pub card_aid: String,
     pub key_fingerprint: String,
     /// A PIN was sent to the card in this run.
@@ -324,6 +325,7 @@ impl Helper<'_> {
                 ));
             }
             self.report.card = info.ident.clone();
+            self.report.reader = open.reader.clone();
             self.report.card_aid = tx
                 .application_identifier()
                 .map(|aid| {

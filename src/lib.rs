@@ -35,5 +35,11 @@ pub fn run(cli: cli::Cli) -> Result<()> {
     match cli.command {
         None => cmd::decrypt::run(&cli.decrypt, cli.verbose),
         Some(cli::Command::Card(c)) => cmd::card::run(c, cli.verbose),
+        Some(cli::Command::Lock { card }) => cmd::card::lock(card.card.as_deref()),
+        Some(cli::Command::Hold {
+            reader,
+            ident,
+            seconds,
+        }) => card::holder::hold(&reader, &ident, seconds),
     }
 }

@@ -226,6 +226,7 @@ impl Env {
             Command::new(cardecrypt_bin())
                 .args(args)
                 .env("XDG_CACHE_HOME", self.path("cache"))
+                .env("XDG_RUNTIME_DIR", self.path("run"))
                 .env_remove("CARDECRYPT_CARD"),
             stdin,
         )
@@ -1125,6 +1126,66 @@ fn neomutt_shows_pgp_mime_decrypted(env: &Env) {
     assert!(bad.contains("Could not"), "neomutt showed:\n{bad}");
 }
 
+fn keep_unlocked_spares_the_pin_until_lock(env: &Env) {
+    env.import_to_card("cv25519");
+    let message = std::fs::read(data_dir().join("base_seipd1.gpg")).expect("base");
+    let pin = env.path("pin");
+    let pause = || std::thread::sleep(Duration::from_millis(1500)); // > pcscd's power-off delay
+    let out = env.cardecrypt(
+        &[
+            "--batch",
+            "--pin-file",
+            pin.to_str().expect("utf8"),
+            "--keep-unlocked",
+            "60s",
+        ],
+        &message,
+    );
+    assert_ok(&out, "decrypt and keep unlocked");
+    pause();
+    let out = env.cardecrypt(&["--batch"], &message);
+    assert_ok(&out, "second decrypt without a PIN");
+    let status = env.cardecrypt(&["card", "status", "--json"], b"");
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert!(
+        json["kept_unlocked_seconds"]
+            .as_u64()
+            .is_some_and(|s| s > 0 && s <= 60),
+        "{json}"
+    );
+    // The holder does not keep other programs from the card. (A gpg home of its own: gpg
+    // remembers the card's keys, which would confuse the other gpg tests.)
+    let home = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        home.path().join("scdaemon.conf"),
+        "disable-ccid\npcsc-shared\n",
+    )
+    .expect("conf");
+    let status = run(
+        Command::new("gpg")
+            .arg("--homedir")
+            .arg(home.path())
+            .args(["--batch", "--card-status"]),
+        b"",
+    );
+    let _ = Command::new("gpgconf")
+        .arg("--homedir")
+        .arg(home.path())
+        .args(["--kill", "all"])
+        .status();
+    assert_ok(&status, "gpg --card-status while held");
+    assert!(
+        text(&status.stdout).contains("0000C0DE"),
+        "{}",
+        text(&status.stdout)
+    );
+    let out = env.cardecrypt(&["lock"], b"");
+    assert_ok(&out, "lock");
+    pause();
+    let out = env.cardecrypt(&["--batch"], &message);
+    assert_fails(&out, 5, "needs its PIN");
+}
+
 fn card_list_shows_ident_reader_and_key(env: &Env) {
     env.import_to_card("cv25519");
     let out = env.cardecrypt(&["card", "list"], b"");
@@ -1167,7 +1228,11 @@ fn main() {
 
     type Case<'a> = (&'a str, Box<dyn Fn(&Env, &mut Option<VcardProcess>) + 'a>);
     type Simple<'a> = (&'a str, fn(&Env));
-    let simple: [Simple; 15] = [
+    let simple: [Simple; 16] = [
+        (
+            "keep_unlocked_spares_the_pin_until_lock",
+            keep_unlocked_spares_the_pin_until_lock,
+        ),
         (
             "neomutt_shows_pgp_mime_decrypted",
             neomutt_shows_pgp_mime_decrypted,

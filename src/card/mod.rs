@@ -3,6 +3,7 @@
 //! The transport is a `card_backend::CardBackend`: PC/SC for real cards, the virtual card in
 //! tests. Nothing above this module knows which.
 
+pub mod holder;
 pub mod metered;
 pub mod pcsc;
 pub mod pin;

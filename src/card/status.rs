@@ -33,6 +33,8 @@ pub struct Status {
     pub pin: PinStatus,
     pub kdf: bool,
     pub signature_count: u32,
+    /// Seconds the card is still kept unlocked by `--keep-unlocked`, if it is.
+    pub kept_unlocked_seconds: Option<u64>,
 }
 
 #[derive(Serialize, Debug)]
@@ -161,6 +163,12 @@ pub fn read(tx: &mut Card<Transaction<'_>>, reader: &str) -> Result<Status> {
         },
         kdf,
         signature_count,
+        kept_unlocked_seconds: super::holder::current(&aid.ident()).map(|h| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            h.until.saturating_sub(now)
+        }),
     })
 }
 
@@ -215,6 +223,11 @@ impl Status {
             if self.kdf { "on" } else { "off" },
             self.signature_count
         ));
+        if let Some(secs) = self.kept_unlocked_seconds {
+            out.push_str(&format!(
+                "Kept unlocked: {secs} s more (`cardecrypt lock` ends it)\n"
+            ));
+        }
         out
     }
 }

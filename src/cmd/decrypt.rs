@@ -37,6 +37,18 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
         Err(e) => status.decrypt(&report, 0, Err(e)),
     }
     result?;
+    if let Some(keep) = args.keep_unlocked.filter(|k| !k.is_zero()) {
+        // Holding the card cannot spoil a decrypt that succeeded: say so and go on.
+        match crate::card::holder::start(&report.reader, &report.card, keep) {
+            Ok(()) if verbose => ui.note(&format!(
+                "card {} stays unlocked for {} s (cardecrypt lock ends it)",
+                report.card,
+                keep.as_secs()
+            )),
+            Ok(()) => {}
+            Err(e) => ui.note(&format!("cannot keep the card unlocked: {e}")),
+        }
+    }
     if report.signatures > 0 {
         ui.note("the message is signed; the signature was NOT checked");
     }

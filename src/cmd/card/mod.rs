@@ -54,6 +54,45 @@ pub fn run(command: CardCommand, verbose: bool) -> Result<()> {
     }
 }
 
+/// `cardecrypt lock`: end every holder (or the one for `wanted`) and make the cards forget
+/// their verified PIN.
+pub fn lock(wanted: Option<&str>) -> Result<()> {
+    use crate::card::holder;
+    let counter = ApduCounter::default();
+    let mut locked = 0;
+    let mut seen = Vec::new();
+    for open in card::open_all(&mut PcscSource, &counter, false)? {
+        let mut card = open.card;
+        let ident = transaction(&mut card)?
+            .application_identifier()
+            .map_err(Error::from_card)?
+            .ident();
+        if wanted.is_some_and(|w| !card::ident_matches(&ident, w)) {
+            seen.push(ident);
+            continue;
+        }
+        let had_holder = holder::stop(&ident);
+        let mut backend = card.into_backend();
+        holder::reset_pin_state(backend.as_mut())?;
+        eprintln!(
+            "cardecrypt: card {ident} locked{}",
+            if had_holder {
+                " (it is no longer kept unlocked)"
+            } else {
+                ""
+            }
+        );
+        locked += 1;
+    }
+    match wanted {
+        Some(w) if locked == 0 => Err(Error::CardNotFound {
+            wanted: w.to_string(),
+            found: seen,
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn transaction(card: &mut Card<Open>) -> Result<Card<Transaction<'_>>> {
     card.transaction().map_err(Error::from_card)
 }
