@@ -131,6 +131,10 @@ pub enum Command {
     #[command(subcommand)]
     Card(CardCommand),
 
+    /// Check pcscd, readers, cards, PIN counters, udev rules and mail client settings
+    #[command(after_help = "Example:\n  cardecrypt doctor")]
+    Doctor,
+
     /// Lock cards now: end --keep-unlocked and make the card forget the verified PIN
     #[command(after_help = "Example:\n  cardecrypt lock")]
     Lock {

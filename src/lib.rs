@@ -36,6 +36,7 @@ pub fn run(cli: cli::Cli) -> Result<()> {
         None => cmd::decrypt::run(&cli.decrypt, cli.verbose),
         Some(cli::Command::Card(c)) => cmd::card::run(c, cli.verbose),
         Some(cli::Command::Lock { card }) => cmd::card::lock(card.card.as_deref()),
+        Some(cli::Command::Doctor) => cmd::doctor::run(),
         Some(cli::Command::Hold {
             reader,
             ident,

@@ -1186,6 +1186,52 @@ fn keep_unlocked_spares_the_pin_until_lock(env: &Env) {
     assert_fails(&out, 5, "needs its PIN");
 }
 
+fn doctor_explains_the_setup(env: &Env) {
+    env.import_to_card("cv25519");
+    let home = tempfile::tempdir().expect("tempdir");
+    let rc = home.path().join(".neomuttrc");
+    std::fs::write(
+        &rc,
+        "set pgp_decrypt_command=\"cardecrypt --status-fd=2 %f\"\n",
+    )
+    .expect("rc");
+    let doctor = || {
+        run(
+            Command::new(cardecrypt_bin())
+                .arg("doctor")
+                .env("HOME", home.path())
+                .env("XDG_RUNTIME_DIR", env.path("run")),
+            b"",
+        )
+    };
+    let out = doctor();
+    let report = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("ok    pcscd is running"), "{report}");
+    assert!(
+        report.contains(&format!(
+            "card {IDENT} in \"{READER}\": decryption key F871B553"
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains("FAIL  ") && report.contains("GPGME"),
+        "{report}"
+    );
+    assert!(
+        report.contains("fix: add `unset crypt_use_gpgme`"),
+        "{report}"
+    );
+    std::fs::write(
+        &rc,
+        "unset crypt_use_gpgme\nset pgp_decrypt_command=\"cardecrypt --status-fd=2 %f\"\n",
+    )
+    .expect("rc");
+    let out = doctor();
+    assert_ok(&out, "doctor with a good setup");
+    assert!(!text(&out.stdout).contains("FAIL"), "{}", text(&out.stdout));
+}
+
 fn card_list_shows_ident_reader_and_key(env: &Env) {
     env.import_to_card("cv25519");
     let out = env.cardecrypt(&["card", "list"], b"");
@@ -1228,7 +1274,8 @@ fn main() {
 
     type Case<'a> = (&'a str, Box<dyn Fn(&Env, &mut Option<VcardProcess>) + 'a>);
     type Simple<'a> = (&'a str, fn(&Env));
-    let simple: [Simple; 16] = [
+    let simple: [Simple; 17] = [
+        ("doctor_explains_the_setup", doctor_explains_the_setup),
         (
             "keep_unlocked_spares_the_pin_until_lock",
             keep_unlocked_spares_the_pin_until_lock,

@@ -2,6 +2,7 @@
 
 pub mod card;
 pub mod decrypt;
+pub mod doctor;
 
 use crate::{
     card::pin::{PinPolicy, PinSource},

@@ -1,0 +1,284 @@
+//! `cardecrypt doctor`: checks what decryption with a card depends on, and says how to fix
+//! what is wrong. One line per finding: `ok`, `warn` or `fail`, then the fix.
+
+use std::path::{Path, PathBuf};
+
+use crate::{
+    card::{self, metered::ApduCounter, pcsc, CardInfo, PcscSource},
+    error::{Error, Result},
+};
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+pub struct Finding {
+    pub level: Level,
+    pub what: String,
+    pub fix: Option<String>,
+}
+
+fn ok(what: impl Into<String>) -> Finding {
+    Finding {
+        level: Level::Ok,
+        what: what.into(),
+        fix: None,
+    }
+}
+
+fn warn(what: impl Into<String>, fix: impl Into<String>) -> Finding {
+    Finding {
+        level: Level::Warn,
+        what: what.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+fn fail(what: impl Into<String>, fix: impl Into<String>) -> Finding {
+    Finding {
+        level: Level::Fail,
+        what: what.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+pub fn run() -> Result<()> {
+    let findings = check_all();
+    let mut failed = false;
+    for f in &findings {
+        let tag = match f.level {
+            Level::Ok => "ok  ",
+            Level::Warn => "warn",
+            Level::Fail => {
+                failed = true;
+                "FAIL"
+            }
+        };
+        println!("{tag}  {}", f.what);
+        if let Some(fix) = &f.fix {
+            println!("      fix: {fix}");
+        }
+    }
+    if failed {
+        return Err(Error::Other("doctor found problems (see above)".into()));
+    }
+    Ok(())
+}
+
+pub fn check_all() -> Vec<Finding> {
+    let mut out = Vec::new();
+    out.extend(check_pcsc());
+    out.push(check_udev(
+        Path::new("/etc/udev/rules.d"),
+        Path::new("/lib/udev/rules.d"),
+    ));
+    if let Some(home) = std::env::var_os("HOME") {
+        out.extend(check_mail_clients(Path::new(&home)));
+    }
+    out
+}
+
+fn check_pcsc() -> Vec<Finding> {
+    let mut out = Vec::new();
+    let installed = ["/usr/sbin/pcscd", "/usr/bin/pcscd", "/sbin/pcscd"]
+        .iter()
+        .any(|p| Path::new(p).exists());
+    let (ctx, readers) = match pcsc::readers() {
+        Ok(r) => r,
+        Err(_) if !installed => {
+            out.push(fail("pcscd is not installed", "sudo apt install pcscd"));
+            return out;
+        }
+        Err(_) => {
+            out.push(fail(
+                "pcscd is installed but not running",
+                "sudo systemctl enable --now pcscd.socket",
+            ));
+            return out;
+        }
+    };
+    out.push(ok("pcscd is running"));
+    drop(ctx);
+    if readers.is_empty() {
+        out.push(fail(
+            "no smartcard reader is visible",
+            "plug in your security key; install the udev rules (see below) and re-plug it",
+        ));
+        return out;
+    }
+    for reader in &readers {
+        out.push(ok(format!("reader: {}", reader.to_string_lossy())));
+    }
+    out.extend(check_cards());
+    out
+}
+
+fn check_cards() -> Vec<Finding> {
+    let mut out = Vec::new();
+    let counter = ApduCounter::default();
+    let cards = match card::open_all(&mut PcscSource, &counter, false) {
+        Ok(c) => c,
+        Err(Error::CardBusy { reader }) => {
+            return vec![fail(
+                format!("the card in \"{reader}\" is held exclusively by another program"),
+                "if it is gpg: `gpgconf --kill scdaemon`, and put `disable-ccid` and \
+                 `pcsc-shared` in ~/.gnupg/scdaemon.conf",
+            )]
+        }
+        Err(e) => return vec![fail(e.to_string(), e.hint().unwrap_or_default())],
+    };
+    for mut open in cards {
+        let Ok(mut tx) = open.card.transaction() else {
+            continue;
+        };
+        let Ok(info) = CardInfo::read(&mut tx) else {
+            continue;
+        };
+        let id = &info.ident;
+        match &info.decryption {
+            Some(slot) => out.push(ok(format!(
+                "card {id} in \"{}\": decryption key {:X} ({})",
+                open.reader, slot.fingerprint, slot.algorithm
+            ))),
+            None => out.push(warn(
+                format!("card {id} has no decryption key"),
+                "cardecrypt card generate ..., or cardecrypt card import KEYFILE",
+            )),
+        }
+        match info.pw1_tries {
+            0 => out.push(fail(
+                format!("card {id}: the user PIN is blocked"),
+                "cardecrypt card pin unblock-user",
+            )),
+            1 | 2 => out.push(warn(
+                format!("card {id}: only {} user PIN tries left", info.pw1_tries),
+                "enter the PIN carefully; a correct PIN resets the counter",
+            )),
+            _ => out.push(ok(format!(
+                "card {id}: {} user PIN tries left",
+                info.pw1_tries
+            ))),
+        }
+        if info.touch_for_decrypt {
+            out.push(ok(format!("card {id}: decryption needs a touch")));
+        }
+    }
+    out
+}
+
+/// Are rules installed that give the logged-in user the YubiKey/Nitrokey USB devices?
+pub fn check_udev(etc: &Path, lib: &Path) -> Finding {
+    let mentions = |dir: &Path| -> bool {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries.flatten().any(|e| {
+                    std::fs::read_to_string(e.path()).is_ok_and(|t| {
+                        t.contains("uaccess") && (t.contains("1050") || t.contains("20a0"))
+                    })
+                })
+            })
+            .unwrap_or(false)
+    };
+    if mentions(etc) || mentions(lib) {
+        ok("udev rules for YubiKey/Nitrokey are installed")
+    } else {
+        warn(
+            "no udev rules give you access to YubiKey/Nitrokey devices",
+            "sudo install -m 644 udev/60-cardecrypt.rules /etc/udev/rules.d/ && sudo udevadm \
+             control --reload && sudo udevadm trigger",
+        )
+    }
+}
+
+/// Reads mutt/neomutt configuration files we know of and checks the decrypt setup.
+pub fn check_mail_clients(home: &Path) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let files: [(&str, PathBuf); 4] = [
+        ("neomutt", home.join(".neomuttrc")),
+        ("neomutt", home.join(".config/neomutt/neomuttrc")),
+        ("mutt", home.join(".muttrc")),
+        ("mutt", home.join(".config/mutt/muttrc")),
+    ];
+    for (client, file) in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.starts_with('#'))
+            .collect();
+        let uses_cardecrypt = lines
+            .iter()
+            .any(|l| l.contains("pgp_decrypt_command") && l.contains("cardecrypt"));
+        let name = file.display();
+        if !uses_cardecrypt {
+            out.push(warn(
+                format!("{name}: {client} does not use cardecrypt to decrypt"),
+                "see README, \"Mail clients\"",
+            ));
+            continue;
+        }
+        // neomutt uses GPGME unless told otherwise, and then ignores pgp_decrypt_command.
+        let gpgme_off = lines.iter().any(|l| {
+            l.starts_with("unset crypt_use_gpgme")
+                || l.replace(' ', "").starts_with("setcrypt_use_gpgme=no")
+        });
+        if client == "neomutt" && !gpgme_off {
+            out.push(fail(
+                format!("{name}: neomutt uses GPGME, so it never calls cardecrypt"),
+                "add `unset crypt_use_gpgme`",
+            ));
+        } else if !lines.iter().any(|l| l.contains("--status-fd")) {
+            out.push(warn(
+                format!("{name}: the decrypt command has no --status-fd"),
+                "use --status-fd=2 so the client can tell success from failure",
+            ));
+        } else {
+            out.push(ok(format!("{name}: {client} decrypts with cardecrypt")));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neomutt_with_gpgme_is_reported_and_classic_mode_is_fine() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let rc = home.path().join(".neomuttrc");
+        std::fs::write(
+            &rc,
+            "set pgp_decrypt_command=\"cardecrypt --status-fd=2 %f\"\n",
+        )
+        .expect("write");
+        let f = check_mail_clients(home.path());
+        assert_eq!(f[0].level, Level::Fail, "{}", f[0].what);
+        std::fs::write(
+            &rc,
+            "unset crypt_use_gpgme\nset pgp_decrypt_command=\"cardecrypt --status-fd=2 %f\"\n",
+        )
+        .expect("write");
+        assert_eq!(check_mail_clients(home.path())[0].level, Level::Ok);
+        std::fs::write(&rc, "set pgp_decrypt_command=\"gpg -d %f\"\n").expect("write");
+        assert_eq!(check_mail_clients(home.path())[0].level, Level::Warn);
+    }
+
+    #[test]
+    fn udev_rules_are_found_by_content() {
+        let etc = tempfile::tempdir().expect("tempdir");
+        let lib = tempfile::tempdir().expect("tempdir");
+        assert_eq!(check_udev(etc.path(), lib.path()).level, Level::Warn);
+        std::fs::write(
+            etc.path().join("70-keys.rules"),
+            "SUBSYSTEM==\"usb\", ATTRS{idVendor}==\"1050\", TAG+=\"uaccess\"\n",
+        )
+        .expect("write");
+        assert_eq!(check_udev(etc.path(), lib.path()).level, Level::Ok);
+    }
+}
