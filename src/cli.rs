@@ -20,7 +20,8 @@ Exit codes:
   5  PIN needed but not available, wrong, blocked, or last try refused
   6  not an OpenPGP message, or corrupt, truncated or tampered with
   7  reading input or writing output failed
-  8  the card refused or failed an operation";
+  8  the card refused or failed an operation
+  9  `cardecrypt mail`: the message is not encrypted (written unchanged)";
 
 /// Decrypt OpenPGP messages with the key on your OpenPGP card (YubiKey, Nitrokey, ...).
 ///
@@ -65,13 +66,49 @@ pub struct DecryptArgs {
     pub status_fd: Option<i32>,
 
     /// After the PIN was accepted, keep the card unlocked for DURATION (30s, 10m, 1h) so the
-    /// next decrypts need no PIN; the PIN is not stored anywhere. `cardecrypt lock` ends it
+    /// next decrypts need no PIN; the PIN is not stored anywhere. `cardecrypt lock` ends it.
+    /// Default: `keep-unlocked` in the config file
     #[arg(long, value_name = "DURATION", env = "CARDECRYPT_KEEP_UNLOCKED",
           value_parser = crate::card::holder::parse_duration)]
     pub keep_unlocked: Option<std::time::Duration>,
 
+    /// Check signatures inside the message against the certificates in FILE (a keyring,
+    /// armored or binary; repeatable; added to `signer-certs` from the config file)
+    #[arg(long, value_name = "FILE")]
+    pub signer_certs: Vec<PathBuf>,
+
     #[command(flatten)]
     pub gpg: GpgCompat,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct MailArgs {
+    /// The message (RFC 5322, as in a maildir or mbox-less .eml file); standard input when
+    /// absent
+    pub file: Option<PathBuf>,
+
+    /// Write the message to FILE (created new, mode 0600) instead of standard output ("-")
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Replace FILE given with --output if it exists
+    #[arg(long)]
+    pub overwrite: bool,
+
+    #[command(flatten)]
+    pub card: CardArgs,
+
+    #[command(flatten)]
+    pub pin: PinArgs,
+
+    /// Check signatures against the certificates in FILE (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub signer_certs: Vec<PathBuf>,
+
+    /// After the PIN was accepted, keep the card unlocked for DURATION (see the main help)
+    #[arg(long, value_name = "DURATION", env = "CARDECRYPT_KEEP_UNLOCKED",
+          value_parser = crate::card::holder::parse_duration)]
+    pub keep_unlocked: Option<std::time::Duration>,
 }
 
 /// gpg options that mail clients pass along (mutt's sample gpg.rc, for one): accepted so
@@ -130,6 +167,17 @@ pub enum Command {
     /// Manage OpenPGP cards
     #[command(subcommand)]
     Card(CardCommand),
+
+    /// Decrypt a whole email (RFC 5322): PGP/MIME and inline PGP, protected headers restored
+    ///
+    /// Writes the message with every encrypted part replaced by its plaintext, so any mail
+    /// reader or indexer can use it. Protected headers (RFC 9788 and protected-headers="v1")
+    /// replace the outer Subject, From, To, ...; legacy-display copies are removed. A message
+    /// that is not encrypted is written unchanged, with exit code 9.
+    #[command(after_help = "Examples:
+  cardecrypt mail < encrypted.eml > readable.eml
+          cardecrypt mail --signer-certs contacts.pgp ~/Maildir/cur/1700000000.M1.host:2,S")]
+    Mail(MailArgs),
 
     /// Check pcscd, readers, cards, PIN counters, udev rules and mail client settings
     #[command(after_help = "Example:\n  cardecrypt doctor")]

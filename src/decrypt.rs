@@ -37,6 +37,7 @@ use crate::{
     },
     error::{Error, Result},
     ui::Interaction,
+    verify::SignatureCheck,
 };
 
 pub struct DecryptOptions {
@@ -47,6 +48,8 @@ pub struct DecryptOptions {
     pub trace: bool,
     /// Where rebuilt public keys are cached; `None` disables the cache.
     pub key_cache: Option<PathBuf>,
+    /// Certificates to check signatures inside the message against.
+    pub signer_certs: Vec<Cert>,
 }
 
 /// What happened, filled in as decryption proceeds (so a failure still tells how far it
@@ -64,7 +67,8 @@ pub struct Report {
     /// A PIN was sent to the card in this run.
     pub pin_sent: bool,
     pub apdus: usize,
-    pub signatures: usize,
+    /// Every signature found inside the encrypted data, checked against the signer certs.
+    pub signatures: Vec<SignatureCheck>,
     /// Symmetric algorithm id, and the AEAD algorithm id for SEIPD v2.
     pub sym_algo: Option<u8>,
     pub aead_algo: Option<u8>,
@@ -182,13 +186,17 @@ struct Helper<'h> {
 
 impl VerificationHelper for Helper<'_> {
     fn get_certs(&mut self, _ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
-        Ok(Vec::new())
+        Ok(self.options.signer_certs.clone())
     }
 
+    /// Records every verdict and accepts the message whatever they are: authentication
+    /// came from decryption, and a bad signature is reported, never allowed to hide text.
     fn check(&mut self, structure: MessageStructure) -> openpgp::Result<()> {
         for layer in structure {
             if let MessageLayer::SignatureGroup { results } = layer {
-                self.report.signatures += results.len();
+                self.report
+                    .signatures
+                    .extend(results.iter().map(SignatureCheck::from_result));
             }
         }
         Ok(())

@@ -21,6 +21,8 @@ pub mod exit {
     pub const IO: u8 = 7;
     /// The card refused or failed an operation.
     pub const CARD: u8 = 8;
+    /// `cardecrypt mail`: nothing in the message is encrypted; it was written unchanged.
+    pub const NOT_ENCRYPTED: u8 = 9;
 }
 
 /// Everything that can go wrong, each with what the user can do about it.
@@ -66,6 +68,8 @@ pub enum Error {
         what: String,
         source: std::io::Error,
     },
+    /// `cardecrypt mail` found nothing encrypted (the message was passed through).
+    NotEncrypted,
     /// A bad argument that clap could not catch.
     Usage(String),
     /// Anything else.
@@ -97,6 +101,7 @@ impl Error {
             Io { .. } => exit::IO,
             Card(_) => exit::CARD,
             Usage(_) => exit::USAGE,
+            NotEncrypted => exit::NOT_ENCRYPTED,
             Other(_) => exit::OTHER,
         }
     }
@@ -191,6 +196,7 @@ impl fmt::Display for Error {
             NotOpenPgp(e) => write!(f, "not an OpenPGP message: {e}"),
             BadMessage(e) => write!(f, "message cannot be decrypted safely: {e}"),
             Io { what, source } => write!(f, "{what}: {source}"),
+            NotEncrypted => write!(f, "the message is not encrypted; it was written unchanged"),
             Usage(e) => write!(f, "{e}"),
             Other(e) => write!(f, "{e}"),
         }

@@ -4,9 +4,16 @@
 
 mod common;
 
-use cardecrypt::{card::pin::PinSource, Error};
+use cardecrypt::{
+    card::pin::PinSource,
+    verify::{SignatureCheck, Verdict},
+    Error,
+};
 use common::*;
-use sequoia_openpgp::types::{AEADAlgorithm, CompressionAlgorithm};
+use sequoia_openpgp::{
+    types::{AEADAlgorithm, CompressionAlgorithm},
+    Cert,
+};
 
 const TEXT: &[u8] = b"Meet me at the usual place at ten.\n";
 
@@ -115,13 +122,87 @@ fn hidden_recipient() {
     });
 }
 
+fn signed_roundtrip(form: Form, signer_certs: Vec<Cert>) -> Vec<SignatureCheck> {
+    let mut cards = Cards::with_key("cv25519");
+    let message = encrypt(&[&cert("cv25519")], TEXT, form);
+    let mut opts = options(PinSource::Ask, false);
+    opts.signer_certs = signer_certs;
+    let mut ui = Scripted::with_pin(USER_PIN);
+    let (plain, report) = decrypt_with(&mut cards, &mut ui, &opts, &message).expect("decrypt");
+    assert_eq!(plain, TEXT);
+    report.signatures
+}
+
 #[test]
-fn signed_then_encrypted_is_decrypted_and_reported_as_unchecked() {
-    let report = form_roundtrip(Form {
-        signed_by: Some("nistp256"),
-        ..Form::default()
-    });
-    assert_eq!(report.signatures, 1);
+fn signature_without_the_signers_cert_is_reported_unchecked() {
+    let checks = signed_roundtrip(
+        Form {
+            signed_by: Some("nistp256"),
+            ..Form::default()
+        },
+        vec![cert("rsa2048")],
+    );
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].verdict, Verdict::NoCert);
+    let signing_key = signing_fingerprint("nistp256");
+    assert_eq!(checks[0].key_id, signing_key[24..]);
+    assert!(checks[0].summary(true).contains("NOT checked"));
+}
+
+#[test]
+fn good_signature_names_the_signer() {
+    let checks = signed_roundtrip(
+        Form {
+            signed_by: Some("nistp256"),
+            ..Form::default()
+        },
+        vec![cert("rsa2048"), cert("nistp256")],
+    );
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    let c = &checks[0];
+    assert_eq!(c.verdict, Verdict::Good, "{c:?}");
+    assert_eq!(
+        c.signer_fingerprint.as_deref(),
+        Some(&signing_fingerprint("nistp256")[..])
+    );
+    assert_eq!(
+        c.primary_fingerprint.as_deref(),
+        Some(&cert("nistp256").fingerprint().to_hex()[..])
+    );
+    let uid = c.user_id.clone().expect("user id");
+    assert!(
+        c.summary(true).starts_with("good signature by "),
+        "{}",
+        c.summary(true)
+    );
+    assert!(c.summary(true).contains(&uid));
+}
+
+#[test]
+fn forged_signature_shows_the_text_and_says_bad() {
+    let checks = signed_roundtrip(
+        Form {
+            forged_by: Some("nistp256"),
+            ..Form::default()
+        },
+        vec![cert("nistp256")],
+    );
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].verdict, Verdict::Bad, "{:?}", checks[0]);
+    assert!(checks[0].summary(true).contains("BAD SIGNATURE"));
+}
+
+fn signing_fingerprint(algo: &str) -> String {
+    let policy = sequoia_openpgp::policy::StandardPolicy::new();
+    cert(algo)
+        .keys()
+        .with_policy(&policy, None)
+        .for_signing()
+        .next()
+        .expect("signing key")
+        .key()
+        .fingerprint()
+        .to_hex()
 }
 
 #[test]

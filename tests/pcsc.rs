@@ -422,11 +422,43 @@ fn decrypts_every_gpg_message_form(env: &Env) {
         assert_ok(&out, name);
         assert!(out.stdout == plain, "{name}: plaintext differs");
         let err = text(&out.stderr);
-        if name == "signed" {
-            assert!(err.contains("signature was NOT checked"), "{name}: {err}");
-        } else {
+        if name != "signed" {
             assert!(err.is_empty(), "{name}: {err}");
+            continue;
         }
+        assert!(err.contains("NOT checked"), "{name}: {err}");
+        // With the signer's certificate the gpg-made signature verifies, in words and in
+        // gpg's status lines.
+        let signer = data_dir().join("keys/nistp256.pub.asc");
+        let out = env.cardecrypt(
+            &[
+                "--batch",
+                "--pin-file",
+                pin.to_str().expect("utf8"),
+                "--status-fd=2",
+                "--signer-certs",
+                signer.to_str().expect("utf8"),
+            ],
+            &enc.stdout,
+        );
+        assert_ok(&out, "signed, with certs");
+        assert!(out.stdout == plain, "signed: plaintext differs");
+        let err = text(&out.stderr);
+        let primary = cert("nistp256").fingerprint().to_hex();
+        assert!(
+            err.contains(&format!(
+                "good signature by Test nistp256 <{other}> ({primary})"
+            )),
+            "{err}"
+        );
+        for want in ["[GNUPG:] NEWSIG", "[GNUPG:] GOODSIG ", "[GNUPG:] VALIDSIG "] {
+            assert!(err.contains(want), "{want} missing: {err}");
+        }
+        let validsig = err
+            .lines()
+            .find(|l| l.starts_with("[GNUPG:] VALIDSIG "))
+            .expect("VALIDSIG");
+        assert!(validsig.ends_with(&primary), "{validsig}");
     }
 }
 

@@ -1,24 +1,28 @@
 //! `cardecrypt [FILE]`: decrypt one message.
 
-use std::io::Write;
+use std::{io::Write, path::PathBuf, time::Duration};
 
 use crate::{
     card::{pubkey, PcscSource},
-    cli::DecryptArgs,
+    cli::{CardArgs, DecryptArgs},
+    config::Config,
     decrypt::{self, DecryptOptions, Report},
     error::{Error, Result},
     mail::status::StatusLines,
     output,
     ui::{Interaction, Terminal},
+    verify,
 };
 
 pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
-    let options = DecryptOptions {
-        card: args.card.card.clone(),
-        pin: super::pin_policy(&args.pin, args.gpg.passphrase_fd),
-        trace: verbose,
-        key_cache: pubkey::default_cache_dir(),
-    };
+    let config = Config::load()?;
+    let options = options(
+        &args.card,
+        super::pin_policy(&args.pin, args.gpg.passphrase_fd),
+        &args.signer_certs,
+        &config,
+        verbose,
+    )?;
     let mut input: Box<dyn std::io::Read> = match &args.file {
         Some(path) => Box::new(
             std::fs::File::open(path)
@@ -31,26 +35,24 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     let mut report = Report::default();
     let result =
         decrypt::decrypt_reporting(&mut input, &mut PcscSource, &mut ui, &options, &mut report)
-            .and_then(|plaintext| write_out(args, &plaintext).map(|()| plaintext.len()));
+            .and_then(|plaintext| {
+                write_out(args.output.as_deref(), overwrite(args), &plaintext)
+                    .map(|()| plaintext.len())
+            });
     match &result {
         Ok(len) => status.decrypt(&report, *len, Ok(())),
         Err(e) => status.decrypt(&report, 0, Err(e)),
     }
     result?;
-    if let Some(keep) = args.keep_unlocked.filter(|k| !k.is_zero()) {
-        // Holding the card cannot spoil a decrypt that succeeded: say so and go on.
-        match crate::card::holder::start(&report.reader, &report.card, keep) {
-            Ok(()) if verbose => ui.note(&format!(
-                "card {} stays unlocked for {} s (cardecrypt lock ends it)",
-                report.card,
-                keep.as_secs()
-            )),
-            Ok(()) => {}
-            Err(e) => ui.note(&format!("cannot keep the card unlocked: {e}")),
-        }
-    }
-    if report.signatures > 0 {
-        ui.note("the message is signed; the signature was NOT checked");
+    keep_unlocked(
+        args.keep_unlocked.or(config.keep_unlocked),
+        &report,
+        verbose,
+        &mut ui,
+    );
+    let have_certs = !options.signer_certs.is_empty();
+    for check in &report.signatures {
+        ui.note(&check.summary(have_certs));
     }
     if verbose {
         ui.note(&format!(
@@ -61,14 +63,67 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     Ok(())
 }
 
-fn write_out(args: &DecryptArgs, plaintext: &[u8]) -> Result<()> {
-    match args.output.as_deref() {
+fn overwrite(args: &DecryptArgs) -> bool {
+    args.overwrite || args.gpg.yes
+}
+
+/// Decrypt options from the command line and the config file.
+pub(crate) fn options(
+    card: &CardArgs,
+    pin: crate::card::pin::PinPolicy,
+    signer_certs: &[PathBuf],
+    config: &Config,
+    verbose: bool,
+) -> Result<DecryptOptions> {
+    let mut keyrings = config.signer_certs.clone();
+    keyrings.extend(signer_certs.iter().cloned());
+    Ok(DecryptOptions {
+        card: card.card.clone(),
+        pin,
+        trace: verbose,
+        key_cache: pubkey::default_cache_dir(),
+        signer_certs: verify::load_certs(&keyrings)?,
+    })
+}
+
+/// After a decrypt that succeeded: leave the card unlocked for `keep`, if asked. Holding
+/// the card cannot spoil that decrypt, so a failure here is a note, not an error.
+pub(crate) fn keep_unlocked(
+    keep: Option<Duration>,
+    report: &Report,
+    verbose: bool,
+    ui: &mut dyn Interaction,
+) {
+    let Some(keep) = keep.filter(|k| !k.is_zero()) else {
+        return;
+    };
+    if report.card.is_empty() {
+        return;
+    }
+    match crate::card::holder::start(&report.reader, &report.card, keep) {
+        Ok(()) if verbose => ui.note(&format!(
+            "card {} stays unlocked for {} s (cardecrypt lock ends it)",
+            report.card,
+            keep.as_secs()
+        )),
+        Ok(()) => {}
+        Err(e) => ui.note(&format!("cannot keep the card unlocked: {e}")),
+    }
+}
+
+/// Writes complete output to FILE (new, 0600) or standard output.
+pub(crate) fn write_out(
+    path: Option<&std::path::Path>,
+    overwrite: bool,
+    data: &[u8],
+) -> Result<()> {
+    match path {
         Some(path) if path != std::path::Path::new("-") => {
-            output::write_file(path, plaintext, args.overwrite || args.gpg.yes)
+            output::write_file(path, data, overwrite)
         }
         _ => {
             let mut out = std::io::stdout().lock();
-            out.write_all(plaintext)
+            out.write_all(data)
                 .and_then(|()| out.flush())
                 .map_err(|e| Error::io("cannot write to standard output", e))
         }

@@ -3,6 +3,7 @@
 pub mod card;
 pub mod decrypt;
 pub mod doctor;
+pub mod mail;
 
 use crate::{
     card::pin::{PinPolicy, PinSource},

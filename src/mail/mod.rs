@@ -1,4 +1,6 @@
-//! What mail clients need around decryption: gpg-style status lines (PGP/MIME handling and
-//! header protection come later).
+//! What mail clients need around decryption: gpg-style status lines, and whole messages
+//! (PGP/MIME, inline PGP, header protection).
 
+pub mod message;
+pub mod mime;
 pub mod status;

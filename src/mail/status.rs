@@ -6,7 +6,11 @@
 
 use std::io::Write;
 
-use crate::{decrypt::Report, error::Error};
+use crate::{
+    decrypt::Report,
+    error::Error,
+    verify::{SignatureCheck, Verdict},
+};
 
 pub struct StatusLines {
     sink: Option<Box<dyn Write>>,
@@ -98,12 +102,67 @@ impl StatusLines {
             self.line(&format!("PLAINTEXT {kind} {date} {}", percent_escape(name)));
         }
         self.line(&format!("PLAINTEXT_LENGTH {plaintext_len}"));
+        for check in &report.signatures {
+            self.signature(check);
+        }
         self.line("DECRYPTION_OKAY");
         if report.aead_algo.is_none() {
             self.line("GOODMDC");
         }
         self.line("END_DECRYPTION");
     }
+}
+
+impl StatusLines {
+    /// gpg's lines for one checked signature.
+    fn signature(&mut self, c: &SignatureCheck) {
+        self.line("NEWSIG");
+        let uid = escape_text(c.user_id.as_deref().unwrap_or("[?]"));
+        let fpr = c.signer_fingerprint.as_deref().unwrap_or("-");
+        match &c.verdict {
+            Verdict::Good => {
+                self.line(&format!("GOODSIG {} {uid}", c.key_id));
+                let date = crate::verify::utc(c.created);
+                self.line(&format!(
+                    "VALIDSIG {fpr} {} {} {} {} 0 {} {} {:02X} {}",
+                    &date[..10],
+                    c.created,
+                    c.expires,
+                    c.version,
+                    c.pk_algo,
+                    c.hash_algo,
+                    c.sig_type,
+                    c.primary_fingerprint.as_deref().unwrap_or(fpr)
+                ));
+                // No web of trust here: the certificate was handed to us, not validated.
+                self.line("TRUST_UNDEFINED 0 pgp");
+            }
+            Verdict::Bad => self.line(&format!("BADSIG {} {uid}", c.key_id)),
+            Verdict::NoCert | Verdict::Unusable(_) => {
+                let rc = if c.verdict == Verdict::NoCert { 9 } else { 4 };
+                self.line(&format!(
+                    "ERRSIG {} {} {} {:02X} {} {rc} {fpr}",
+                    c.key_id, c.pk_algo, c.hash_algo, c.sig_type, c.created
+                ));
+                if rc == 9 {
+                    self.line(&format!("NO_PUBKEY {}", c.key_id));
+                }
+            }
+        }
+    }
+}
+
+/// gpg's escaping for free text such as user ids: control characters and '%'.
+fn escape_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if ch < ' ' || ch == '%' {
+            out.push_str(&format!("%{:02X}", ch as u32));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
 }
 
 /// gpg's escaping for status arguments: %XX for bytes below 0x20, space, '%' and 0x7F+.
@@ -187,6 +246,44 @@ mod tests {
                 .unwrap_or_else(|| panic!("{want} missing or out of order in {l:?}"));
             at += found + 1;
         }
+    }
+
+    #[test]
+    fn signatures_come_between_plaintext_and_okay() {
+        let mut r = report();
+        let good = SignatureCheck {
+            verdict: Verdict::Good,
+            key_id: "1111222233334444".into(),
+            signer_fingerprint: Some("AAAA".into()),
+            primary_fingerprint: Some("BBBB".into()),
+            user_id: Some("Alice <a@example.org>".into()),
+            created: 1_700_000_000,
+            expires: 0,
+            version: 4,
+            pk_algo: 19,
+            hash_algo: 8,
+            sig_type: 0,
+        };
+        let missing = SignatureCheck {
+            verdict: Verdict::NoCert,
+            user_id: None,
+            ..good.clone()
+        };
+        let bad = SignatureCheck {
+            verdict: Verdict::Bad,
+            ..good.clone()
+        };
+        r.signatures = vec![good, missing, bad];
+        let l = lines(&r, Ok(()));
+        let at = |p: &str| l.iter().position(|x| x.starts_with(p)).expect(p);
+        assert!(at("PLAINTEXT_LENGTH") < at("NEWSIG"));
+        assert!(l.contains(&"GOODSIG 1111222233334444 Alice <a@example.org>".to_string()));
+        assert!(l.contains(&"VALIDSIG AAAA 2023-11-14 1700000000 0 4 0 19 8 00 BBBB".to_string()));
+        assert!(l.contains(&"ERRSIG 1111222233334444 19 8 00 1700000000 9 AAAA".to_string()));
+        assert!(l.contains(&"NO_PUBKEY 1111222233334444".to_string()));
+        assert!(l.contains(&"BADSIG 1111222233334444 Alice <a@example.org>".to_string()));
+        assert_eq!(l.iter().filter(|x| *x == "NEWSIG").count(), 3);
+        assert!(at("BADSIG") < at("DECRYPTION_OKAY"));
     }
 
     #[test]

@@ -18,12 +18,14 @@ use secrecy::SecretString;
 use sequoia_openpgp::{
     cert::prelude::*,
     crypto::KeyPair,
+    packet::{one_pass_sig::OnePassSig3, signature::SignatureBuilder, Literal, Packet},
     parse::Parse,
     policy::StandardPolicy,
     serialize::stream::{
         Armorer, Compressor, Encryptor, LiteralWriter, Message, Recipient, Signer,
     },
-    types::{AEADAlgorithm, CompressionAlgorithm},
+    serialize::Serialize,
+    types::{AEADAlgorithm, CompressionAlgorithm, DataFormat, SignatureType},
 };
 
 pub const USER_PIN: &str = "123456";
@@ -152,6 +154,7 @@ pub fn options(source: PinSource, batch: bool) -> DecryptOptions {
         },
         trace: false,
         key_cache: None,
+        signer_certs: Vec::new(),
     }
 }
 
@@ -178,6 +181,8 @@ pub struct Form {
     pub hidden: bool,
     pub armor: bool,
     pub signed_by: Option<&'static str>,
+    /// Signed by this fixture key, but the signature is over other content than the text.
+    pub forged_by: Option<&'static str>,
 }
 
 /// Encrypts `plaintext` with Sequoia to the encryption keys of `certs`.
@@ -224,9 +229,27 @@ pub fn encrypt(certs: &[&Cert], plaintext: &[u8], form: Form) -> Vec<u8> {
                 .build()
                 .expect("signer build");
         }
-        let mut w = LiteralWriter::new(message).build().expect("literal");
-        w.write_all(plaintext).expect("write");
-        w.finalize().expect("finalize");
+        if let Some(signer) = form.forged_by {
+            // One-pass signature, literal data, and a signature over different bytes.
+            let mut keypair = signing_keypair(signer);
+            let sig = SignatureBuilder::new(SignatureType::Binary)
+                .sign_message(&mut keypair, b"what the signer really signed")
+                .expect("sign");
+            let mut ops = OnePassSig3::try_from(&sig).expect("ops");
+            ops.set_last(true);
+            let mut literal = Literal::new(DataFormat::Binary);
+            literal.set_body(plaintext.to_vec());
+            let mut raw = Vec::new();
+            for packet in [Packet::from(ops), Packet::from(literal), Packet::from(sig)] {
+                packet.serialize(&mut raw).expect("serialize");
+            }
+            message.write_all(&raw).expect("write");
+            message.finalize().expect("finalize");
+        } else {
+            let mut w = LiteralWriter::new(message).build().expect("literal");
+            w.write_all(plaintext).expect("write");
+            w.finalize().expect("finalize");
+        }
     }
     sink
 }

@@ -1,0 +1,75 @@
+//! `cardecrypt mail [FILE]`: decrypt a whole email.
+
+use std::io::Read;
+
+use super::decrypt::{keep_unlocked, options, write_out};
+use crate::{
+    card::PcscSource,
+    cli::MailArgs,
+    config::Config,
+    decrypt,
+    error::{Error, Result},
+    mail::message,
+    ui::{Interaction, Terminal},
+};
+
+pub fn run(args: &MailArgs, verbose: bool) -> Result<()> {
+    let config = Config::load()?;
+    let options = options(
+        &args.card,
+        super::pin_policy(&args.pin, None),
+        &args.signer_certs,
+        &config,
+        verbose,
+    )?;
+    let mut input = Vec::new();
+    match &args.file {
+        Some(path) => std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut input))
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?,
+        None => std::io::stdin()
+            .lock()
+            .read_to_end(&mut input)
+            .map_err(|e| Error::io("cannot read the message", e))?,
+    };
+    let mut ui = Terminal;
+    let outcome = {
+        let mut decrypt_one = |armored: &[u8]| {
+            decrypt::decrypt(&mut &armored[..], &mut PcscSource, &mut ui, &options)
+        };
+        message::decrypt_message(&input, &mut decrypt_one, &options.signer_certs)?
+    };
+    write_out(args.output.as_deref(), args.overwrite, &outcome.message)?;
+    if !outcome.encrypted() {
+        return Err(Error::NotEncrypted);
+    }
+    if let Some(report) = outcome.reports.iter().rev().find(|r| r.pin_sent) {
+        keep_unlocked(
+            args.keep_unlocked.or(config.keep_unlocked),
+            report,
+            verbose,
+            &mut ui,
+        );
+    }
+    let have_certs = !options.signer_certs.is_empty();
+    let signatures = outcome
+        .reports
+        .iter()
+        .flat_map(|r| r.signatures.iter())
+        .chain(&outcome.mime_signatures);
+    for check in signatures {
+        ui.note(&check.summary(have_certs));
+    }
+    if verbose {
+        for r in &outcome.reports {
+            ui.note(&format!(
+                "decrypted a part with card {} key {} using {} APDUs",
+                r.card, r.key_fingerprint, r.apdus
+            ));
+        }
+        if outcome.protected_headers {
+            ui.note("protected headers replaced the outer ones");
+        }
+    }
+    Ok(())
+}

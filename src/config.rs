@@ -1,0 +1,107 @@
+//! Defaults a user sets once: `$XDG_CONFIG_HOME/cardecrypt/config` (or the file named by
+//! `CARDECRYPT_CONFIG`). Command-line options and environment variables win over it.
+//!
+//! ```text
+//! # cardecrypt config
+//! keep-unlocked = 10m
+//! signer-certs = ~/.config/cardecrypt/contacts.pgp
+//! ```
+
+use std::{path::PathBuf, time::Duration};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Default, Clone)]
+pub struct Config {
+    /// Default for `--keep-unlocked`.
+    pub keep_unlocked: Option<Duration>,
+    /// Keyrings always used to check signatures, before any `--signer-certs`.
+    pub signer_certs: Vec<PathBuf>,
+}
+
+impl Config {
+    /// Where the configuration is read from, if there is a place at all.
+    pub fn path() -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os("CARDECRYPT_CONFIG") {
+            return Some(PathBuf::from(p));
+        }
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| home().map(|h| h.join(".config")))?;
+        Some(base.join("cardecrypt").join("config"))
+    }
+
+    /// The configuration, or the defaults when there is no file.
+    pub fn load() -> Result<Config> {
+        let Some(path) = Self::path() else {
+            return Ok(Config::default());
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                Self::parse(&text).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let mut config = Config::default();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(format!("line {}: expected `key = value`", n + 1));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            match key {
+                "keep-unlocked" => {
+                    config.keep_unlocked = Some(
+                        crate::card::holder::parse_duration(value)
+                            .map_err(|e| format!("line {}: {e}", n + 1))?,
+                    )
+                }
+                "signer-certs" => config.signer_certs.push(expand_home(value)),
+                other => {
+                    return Err(format!(
+                        "line {}: unknown setting `{other}` (known: keep-unlocked, signer-certs)",
+                        n + 1
+                    ))
+                }
+            }
+        }
+        Ok(config)
+    }
+}
+
+fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
+fn expand_home(value: &str) -> PathBuf {
+    match (value.strip_prefix("~/"), home()) {
+        (Some(rest), Some(h)) => h.join(rest),
+        _ => PathBuf::from(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_comments_and_errors() {
+        let c = Config::parse("# x\n\nkeep-unlocked = 10m\nsigner-certs=/a\nsigner-certs = /b\n")
+            .expect("parse");
+        assert_eq!(c.keep_unlocked, Some(Duration::from_secs(600)));
+        assert_eq!(c.signer_certs, [PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert!(matches!(Config::parse("colour = red"), Err(e) if e.contains("line 1")));
+        assert!(Config::parse("keep-unlocked = soon").is_err());
+        assert!(Config::parse("just words").is_err());
+    }
+}

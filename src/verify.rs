@@ -1,0 +1,326 @@
+//! Signatures inside encrypted messages: which certificates to check them against, and what
+//! each check found, in a form both people (one line each) and status lines can use.
+//!
+//! A signature never decides whether plaintext is shown: decryption authenticates the
+//! message; the signature says who wrote it, and a bad one is reported, not hidden.
+
+use std::path::{Path, PathBuf};
+
+use sequoia_openpgp::{
+    self as openpgp,
+    cert::{amalgamation::ValidAmalgamation, CertParser},
+    packet::Signature,
+    parse::{
+        stream::{
+            DetachedVerifierBuilder, GoodChecksum, MessageLayer, MessageStructure,
+            VerificationError, VerificationHelper, VerificationResult,
+        },
+        Parse,
+    },
+    policy::StandardPolicy,
+    Cert, KeyHandle, KeyID,
+};
+
+use crate::error::{Error, Result};
+
+/// What checking one signature found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Made by a key of a given certificate over exactly this content.
+    Good,
+    /// The key is known and the signature does not match the content: altered or forged.
+    Bad,
+    /// No certificate given holds the signing key.
+    NoCert,
+    /// The key is known but cannot vouch for anything now (expired, revoked, not bound,
+    /// weak algorithm), or the signature itself is malformed.
+    Unusable(String),
+}
+
+/// One signature and its verdict, with the fields gpg's status lines carry.
+#[derive(Debug, Clone)]
+pub struct SignatureCheck {
+    pub verdict: Verdict,
+    /// The key id (16 hex digits) the signature names, or that made it.
+    pub key_id: String,
+    /// Fingerprint of the signing (sub)key and of its certificate's primary key, when known.
+    pub signer_fingerprint: Option<String>,
+    pub primary_fingerprint: Option<String>,
+    /// The certificate's primary user id, when known and valid.
+    pub user_id: Option<String>,
+    /// Creation and expiry times, seconds since the epoch (0: absent).
+    pub created: u64,
+    pub expires: u64,
+    pub version: u8,
+    pub pk_algo: u8,
+    pub hash_algo: u8,
+    pub sig_type: u8,
+}
+
+impl SignatureCheck {
+    pub fn from_result(result: &VerificationResult<'_>) -> Self {
+        match result {
+            Ok(GoodChecksum { sig, ka }) => {
+                let mut check = Self::bare(sig, Verdict::Good);
+                check.know_signer(ka.key().fingerprint(), ka.cert().fingerprint());
+                check.user_id = ka
+                    .valid_cert()
+                    .primary_userid()
+                    .ok()
+                    .map(|u| String::from_utf8_lossy(u.userid().value()).into_owned());
+                check
+            }
+            Err(VerificationError::MissingKey { sig }) => Self::bare(sig, Verdict::NoCert),
+            Err(VerificationError::BadSignature { sig, ka, .. }) => {
+                let mut check = Self::bare(sig, Verdict::Bad);
+                check.know_signer(ka.key().fingerprint(), ka.cert().fingerprint());
+                check.user_id = ka
+                    .valid_cert()
+                    .primary_userid()
+                    .ok()
+                    .map(|u| String::from_utf8_lossy(u.userid().value()).into_owned());
+                check
+            }
+            Err(VerificationError::BadKey { sig, ka, error }) => {
+                let mut check = Self::bare(sig, Verdict::Unusable(root_cause(error)));
+                check.know_signer(ka.key().fingerprint(), ka.cert().fingerprint());
+                check
+            }
+            Err(VerificationError::UnboundKey { sig, cert, error }) => {
+                let mut check = Self::bare(sig, Verdict::Unusable(root_cause(error)));
+                check.primary_fingerprint = Some(cert.fingerprint().to_hex());
+                check
+            }
+            Err(VerificationError::MalformedSignature { sig, error }) => {
+                Self::bare(sig, Verdict::Unusable(root_cause(error)))
+            }
+            Err(VerificationError::UnknownSignature { sig }) => {
+                Self::unreadable(&sig.error().to_string())
+            }
+            // VerificationError is non-exhaustive.
+            Err(other) => Self::unreadable(&other.to_string()),
+        }
+    }
+
+    /// A signature we could not even read.
+    fn unreadable(why: &str) -> Self {
+        SignatureCheck {
+            verdict: Verdict::Unusable(format!("unreadable signature: {why}")),
+            key_id: KeyID::wildcard().to_hex(),
+            signer_fingerprint: None,
+            primary_fingerprint: None,
+            user_id: None,
+            created: 0,
+            expires: 0,
+            version: 0,
+            pk_algo: 0,
+            hash_algo: 0,
+            sig_type: 0,
+        }
+    }
+
+    fn bare(sig: &Signature, verdict: Verdict) -> Self {
+        let secs = |t: Option<std::time::SystemTime>| {
+            t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs())
+        };
+        let created = sig.signature_creation_time();
+        let expires = match (created, sig.signature_validity_period()) {
+            (Some(c), Some(p)) => secs(Some(c + p)),
+            _ => 0,
+        };
+        let key_id = sig
+            .get_issuers()
+            .first()
+            .map(|h| match h {
+                KeyHandle::KeyID(id) => id.to_hex(),
+                KeyHandle::Fingerprint(fp) => KeyID::from(fp).to_hex(),
+            })
+            .unwrap_or_else(|| KeyID::wildcard().to_hex());
+        SignatureCheck {
+            verdict,
+            key_id,
+            signer_fingerprint: sig.issuer_fingerprints().next().map(|f| f.to_hex()),
+            primary_fingerprint: None,
+            user_id: None,
+            created: secs(created),
+            expires,
+            version: sig.version(),
+            pk_algo: u8::from(sig.pk_algo()),
+            hash_algo: u8::from(sig.hash_algo()),
+            sig_type: u8::from(sig.typ()),
+        }
+    }
+
+    fn know_signer(&mut self, key: openpgp::Fingerprint, primary: openpgp::Fingerprint) {
+        self.key_id = KeyID::from(&key).to_hex();
+        self.signer_fingerprint = Some(key.to_hex());
+        self.primary_fingerprint = Some(primary.to_hex());
+    }
+
+    /// The signer as a person reads it: user id and fingerprint, or the bare key id.
+    fn signer(&self) -> String {
+        let key = self
+            .primary_fingerprint
+            .as_deref()
+            .or(self.signer_fingerprint.as_deref())
+            .unwrap_or(&self.key_id);
+        match &self.user_id {
+            Some(uid) => format!("{uid} ({key})"),
+            None => format!("key {key}"),
+        }
+    }
+
+    /// One line for standard error; `have_certs` is whether any certificate was given.
+    pub fn summary(&self, have_certs: bool) -> String {
+        match &self.verdict {
+            Verdict::Good => format!(
+                "good signature by {}, made {}",
+                self.signer(),
+                utc(self.created)
+            ),
+            Verdict::Bad => format!(
+                "BAD SIGNATURE claiming to be by {}: the signed content was altered or the \
+                 signature is forged; do not trust who this message says it is from",
+                self.signer()
+            ),
+            Verdict::NoCert if have_certs => format!(
+                "signature by key {} NOT checked: no certificate given holds that key \
+                 (add the signer's with --signer-certs FILE)",
+                self.key_id
+            ),
+            Verdict::NoCert => format!(
+                "signature by key {} NOT checked: give the signer's certificate with \
+                 --signer-certs FILE",
+                self.key_id
+            ),
+            Verdict::Unusable(why) => {
+                format!("signature by {} cannot be trusted: {why}", self.signer())
+            }
+        }
+    }
+}
+
+/// Checks a detached signature (PGP/MIME `multipart/signed`) over `data`, which must
+/// already be in canonical form (CRLF line endings). An unreadable signature yields one
+/// `Unusable` check rather than an error: the message is shown either way.
+pub fn detached(data: &[u8], signature: &[u8], certs: &[Cert]) -> Vec<SignatureCheck> {
+    struct Collect<'c> {
+        certs: &'c [Cert],
+        checks: Vec<SignatureCheck>,
+    }
+    impl VerificationHelper for Collect<'_> {
+        fn get_certs(&mut self, _ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
+            Ok(self.certs.to_vec())
+        }
+        fn check(&mut self, structure: MessageStructure) -> openpgp::Result<()> {
+            for layer in structure {
+                if let MessageLayer::SignatureGroup { results } = layer {
+                    self.checks
+                        .extend(results.iter().map(SignatureCheck::from_result));
+                }
+            }
+            Ok(())
+        }
+    }
+    let policy = StandardPolicy::new();
+    let helper = Collect {
+        certs,
+        checks: Vec::new(),
+    };
+    let result = DetachedVerifierBuilder::from_bytes(signature)
+        .and_then(|b| b.with_policy(&policy, None, helper))
+        .and_then(|mut v| {
+            v.verify_bytes(data)?;
+            Ok(v.into_helper().checks)
+        });
+    match result {
+        Ok(checks) if !checks.is_empty() => checks,
+        Ok(_) => vec![SignatureCheck::unreadable(
+            "no signature in the signature part",
+        )],
+        Err(e) => vec![SignatureCheck::unreadable(&root_cause(&e))],
+    }
+}
+
+fn root_cause(e: &anyhow::Error) -> String {
+    e.root_cause().to_string()
+}
+
+/// `YYYY-MM-DD HH:MM UTC`, from seconds since the epoch.
+pub fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from a day count (Howard Hinnant's published algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+/// Reads every certificate in `paths` (armored or binary keyrings).
+pub fn load_certs(paths: &[PathBuf]) -> Result<Vec<Cert>> {
+    let mut certs = Vec::new();
+    for path in paths {
+        certs.extend(load_file(path)?);
+    }
+    Ok(certs)
+}
+
+fn load_file(path: &Path) -> Result<Vec<Cert>> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::io(format!("cannot read certificates {}", path.display()), e))?;
+    let parser = CertParser::from_bytes(&bytes).map_err(|e| {
+        Error::Usage(format!(
+            "{} holds no OpenPGP certificates: {e}",
+            path.display()
+        ))
+    })?;
+    let mut certs = Vec::new();
+    for cert in parser {
+        let cert = cert.map_err(|e| {
+            Error::Usage(format!(
+                "{} holds a broken certificate: {e}",
+                path.display()
+            ))
+        })?;
+        certs.push(cert.strip_secret_key_material());
+    }
+    if certs.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} holds no OpenPGP certificates",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13 UTC");
+    }
+
+    #[test]
+    fn a_file_without_certificates_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("junk");
+        std::fs::write(&path, b"hello").expect("write");
+        assert!(matches!(load_certs(&[path]), Err(Error::Usage(_))));
+    }
+}
