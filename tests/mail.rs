@@ -48,7 +48,7 @@ fn crlf(text: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-fn header<'a>(e: &'a Entity<'_>, name: &str) -> Vec<String> {
+fn header(e: &Entity<'_>, name: &str) -> Vec<String> {
     e.fields
         .iter()
         .filter(|f| f.is(name))
