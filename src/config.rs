@@ -5,6 +5,7 @@
 //! # cardecrypt config
 //! keep-unlocked = 10m
 //! signer-certs = ~/.config/cardecrypt/contacts.pgp
+//! pinentry = /usr/bin/pinentry-gnome3
 //! ```
 
 use std::{path::PathBuf, time::Duration};
@@ -17,6 +18,8 @@ pub struct Config {
     pub keep_unlocked: Option<Duration>,
     /// Keyrings always used to check signatures, before any `--signer-certs`.
     pub signer_certs: Vec<PathBuf>,
+    /// The pinentry program to ask for PINs with (`PINENTRY_PROGRAM` wins).
+    pub pinentry: Option<PathBuf>,
 }
 
 impl Config {
@@ -65,9 +68,10 @@ impl Config {
                     )
                 }
                 "signer-certs" => config.signer_certs.push(expand_home(value)),
+                "pinentry" => config.pinentry = Some(expand_home(value)),
                 other => {
                     return Err(format!(
-                        "line {}: unknown setting `{other}` (known: keep-unlocked, signer-certs)",
+                        "line {}: unknown setting `{other}` (known: keep-unlocked, signer-certs, pinentry)",
                         n + 1
                     ))
                 }

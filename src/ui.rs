@@ -1,5 +1,8 @@
 //! Interaction with the person at the keyboard, kept behind one trait so the core never
-//! touches a terminal: the CLI asks on the controlling terminal, tests answer from data.
+//! touches a terminal: the CLI asks through pinentry or on the controlling terminal, tests
+//! answer from data.
+
+use std::{io::IsTerminal, path::PathBuf};
 
 use secrecy::SecretString;
 
@@ -14,17 +17,66 @@ pub trait Interaction {
     fn note(&mut self, message: &str);
 }
 
-/// Prompts on the controlling terminal (never stdin: mail clients own it); notes on stderr.
-pub struct Terminal;
+/// Asks for PINs the way a mail client's child process can: never on stdin (mail clients
+/// own it). Notes go to stderr.
+///
+/// Which way: a pinentry named by `PINENTRY_PROGRAM` or the config file, always; otherwise
+/// the terminal when stdin is one (a person at a shell), else the `pinentry` program (a
+/// mail client called us; its terminal may be in curses mode), else the terminal.
+#[derive(Default)]
+pub struct Terminal {
+    /// `pinentry` from the config file.
+    pub pinentry: Option<PathBuf>,
+}
+
+enum Asker {
+    Pinentry(PathBuf),
+    Tty,
+}
+
+impl Terminal {
+    fn asker(&self) -> Option<Asker> {
+        let chosen = std::env::var_os("PINENTRY_PROGRAM")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| self.pinentry.clone());
+        if let Some(program) = chosen {
+            return Some(Asker::Pinentry(program));
+        }
+        let tty = std::fs::File::open("/dev/tty").is_ok();
+        if tty && std::io::stdin().is_terminal() {
+            return Some(Asker::Tty);
+        }
+        if let Ok(program) = which_pinentry() {
+            return Some(Asker::Pinentry(program));
+        }
+        tty.then_some(Asker::Tty)
+    }
+}
+
+fn which_pinentry() -> std::result::Result<PathBuf, ()> {
+    let path = std::env::var_os("PATH").ok_or(())?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("pinentry"))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
 
 impl Interaction for Terminal {
     fn user_pin(&mut self, ident: &str, tries_left: u8) -> Result<SecretString> {
-        let prompt = format!("PIN for card {ident} ({tries_left} tries left): ");
-        match rpassword::prompt_password(prompt) {
-            Ok(pin) => Ok(SecretString::from(pin)),
-            Err(e) => Err(Error::PinUnavailable(format!(
-                "and there is no terminal to ask for it ({e})"
-            ))),
+        match self.asker() {
+            Some(Asker::Pinentry(program)) => pinentry_pin(&program, ident, tries_left),
+            Some(Asker::Tty) => {
+                let prompt = format!("PIN for card {ident} ({tries_left} tries left): ");
+                rpassword::prompt_password(prompt)
+                    .map(SecretString::from)
+                    .map_err(|e| {
+                        Error::PinUnavailable(format!("and the terminal cannot ask for it ({e})"))
+                    })
+            }
+            None => Err(Error::PinUnavailable(
+                "and there is no terminal and no pinentry program to ask for it".into(),
+            )),
         }
     }
 
@@ -35,4 +87,38 @@ impl Interaction for Terminal {
     fn note(&mut self, message: &str) {
         eprintln!("cardecrypt: {message}");
     }
+}
+
+/// One PIN through the pinentry protocol; the terminal is `GPG_TTY` when set (as for
+/// gpg-agent), else the controlling terminal; graphical pinentries use `DISPLAY`.
+fn pinentry_pin(program: &std::path::Path, ident: &str, tries_left: u8) -> Result<SecretString> {
+    let Some(mut input) = pinentry::PassphraseInput::with_binary(program) else {
+        return Err(Error::PinUnavailable(format!(
+            "and the pinentry program {} cannot be run",
+            program.display()
+        )));
+    };
+    let description = format!(
+        "Please unlock the OpenPGP card {ident} to decrypt a message.\n\
+         {tries_left} PIN tries left before the card blocks."
+    );
+    let gpg_tty = std::env::var("GPG_TTY").ok();
+    let mut options = pinentry::unix::Options::builder();
+    if let Some(tty) = gpg_tty.as_deref().filter(|t| !t.is_empty()) {
+        options = options.tty_name(tty);
+    }
+    input
+        .with_title("cardecrypt")
+        .with_description(&description)
+        .with_prompt("PIN")
+        .required("The PIN cannot be empty.")
+        .with_unix_options(options.build());
+    input.interact().map_err(|e| match e {
+        pinentry::Error::Cancelled => Error::PinUnavailable("and entering it was cancelled".into()),
+        pinentry::Error::Timeout => Error::PinUnavailable("and pinentry timed out".into()),
+        other => Error::PinUnavailable(format!(
+            "and pinentry {} failed: {other}",
+            program.display()
+        )),
+    })
 }

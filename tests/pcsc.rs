@@ -1034,44 +1034,69 @@ fn mutts_gpg_command_line_works(env: &Env) {
     );
 }
 
-/// The real neomutt, in classic mode with cardecrypt as its decrypt command, shows a
-/// PGP/MIME message decrypted, and a tampered one not.
-fn neomutt_shows_pgp_mime_decrypted(env: &Env) {
+/// The real neomutt and mutt, in classic mode with cardecrypt as their decrypt and decode
+/// commands, show a PGP/MIME and an inline message decrypted, and a tampered one not.
+fn mail_clients_show_messages_decrypted(env: &Env) {
     env.import_to_card("cv25519");
     let maildir = env.path("Mail");
     // One folder per message: opening "the" message needs no navigation.
-    for folder in ["good", "tampered"] {
+    for folder in ["good", "inline", "tampered"] {
         for sub in ["cur", "new", "tmp"] {
             std::fs::create_dir_all(maildir.join(folder).join(sub)).expect("maildir");
         }
     }
-    let inner = b"Content-Type: text/plain; charset=utf-8\r\n\r\nThe secret body, decrypted by the card.\r\n";
-    let armored = encrypt(
-        &[&cert("cv25519")],
-        inner,
-        Form {
-            armor: true,
-            ..Form::default()
-        },
+    let armor = |plain: &[u8]| {
+        encrypt(
+            &[&cert("cv25519")],
+            plain,
+            Form {
+                armor: true,
+                ..Form::default()
+            },
+        )
+    };
+    let armored = armor(
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nThe secret body, decrypted by the card.\r\n",
     );
     let mut tampered = armored.clone();
     // Flip a character in the middle of the armored ciphertext.
     let mid = tampered.len() / 2;
     tampered[mid] = if tampered[mid] == b'A' { b'B' } else { b'A' };
-    let message = |subject: &str, body: &[u8]| {
-        let mut m = format!(
+    let headers = |subject: &str| {
+        format!(
             "From: Alice <alice@example.org>\nTo: Bob <bob@example.org>\nSubject: {subject}\n\
              Date: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <{subject}@example.org>\n\
-             MIME-Version: 1.0\nContent-Type: multipart/encrypted; \
+             MIME-Version: 1.0\n"
+        )
+    };
+    let pgp_mime = |subject: &str, body: &[u8]| {
+        let mut m = format!(
+            "{}Content-Type: multipart/encrypted; \
              protocol=\"application/pgp-encrypted\"; boundary=\"b1\"\n\n--b1\n\
              Content-Type: application/pgp-encrypted\n\nVersion: 1\n\n--b1\n\
-             Content-Type: application/octet-stream; name=\"encrypted.asc\"\n\n"
+             Content-Type: application/octet-stream; name=\"encrypted.asc\"\n\n",
+            headers(subject)
         )
         .into_bytes();
         m.extend_from_slice(body);
         m.extend_from_slice(b"\n--b1--\n");
         m
     };
+    let mut inline = format!(
+        "{}Content-Type: text/plain; charset=us-ascii\n\nHi Bob,\n\n",
+        headers("inline")
+    )
+    .into_bytes();
+    inline.extend(armor(b"The inline secret, decrypted by the card.\n"));
+    inline.extend_from_slice(b"\nAlice\n");
+    let messages = [
+        ("good", pgp_mime("good", &armored)),
+        ("inline", inline),
+        ("tampered", pgp_mime("tampered", &tampered)),
+    ];
+    for (folder, message) in &messages {
+        std::fs::write(maildir.join(folder).join("cur/1:2,S"), message).expect("mail");
+    }
     let cmd = format!(
         "{} --status-fd=2 --no-verbose --quiet --batch --pin-file {} --output - %f",
         cardecrypt_bin().display(),
@@ -1089,13 +1114,6 @@ fn neomutt_shows_pgp_mime_decrypted(env: &Env) {
         ),
     )
     .expect("muttrc");
-    for (subject, body) in [("good", &armored), ("tampered", &tampered)] {
-        std::fs::write(
-            maildir.join(subject).join("cur/1:2,S"),
-            message(subject, body),
-        )
-        .expect("mail");
-    }
     let session = format!("cardecrypt-test-{}", std::process::id());
     let tmux = |args: &[&str]| {
         Command::new("tmux")
@@ -1104,7 +1122,7 @@ fn neomutt_shows_pgp_mime_decrypted(env: &Env) {
             .output()
             .expect("tmux")
     };
-    let screen = |folder: &str| -> String {
+    let screen = |client: &str, folder: &str| -> String {
         let _ = tmux(&["kill-session", "-t", &session]);
         let started = tmux(&[
             "new-session",
@@ -1116,7 +1134,7 @@ fn neomutt_shows_pgp_mime_decrypted(env: &Env) {
             "-y",
             "50",
             &format!(
-                "neomutt -n -F {} -f {}",
+                "{client} -n -F {} -f {}",
                 muttrc.display(),
                 maildir.join(folder).display()
             ),
@@ -1125,7 +1143,7 @@ fn neomutt_shows_pgp_mime_decrypted(env: &Env) {
         // Keys sent before the index is drawn are lost.
         let ready = Instant::now() + Duration::from_secs(10);
         while !text(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).contains("q:Quit") {
-            assert!(Instant::now() < ready, "neomutt did not start");
+            assert!(Instant::now() < ready, "{client} did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
         std::thread::sleep(Duration::from_millis(300));
@@ -1135,7 +1153,7 @@ fn neomutt_shows_pgp_mime_decrypted(env: &Env) {
         while Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(300));
             shown = text(&tmux(&["capture-pane", "-p", "-t", &session]).stdout);
-            if shown.contains("Subject:") || shown.contains("Could not") {
+            if shown.contains("decrypted by the card") || shown.contains("Could not") {
                 break;
             }
         }
@@ -1144,18 +1162,142 @@ fn neomutt_shows_pgp_mime_decrypted(env: &Env) {
         let _ = tmux(&["kill-session", "-t", &session]);
         shown
     };
-    let good = screen("good");
-    assert!(
-        good.contains("The secret body, decrypted by the card."),
-        "neomutt showed:\n{good}"
+    for client in ["neomutt", "mutt"] {
+        let good = screen(client, "good");
+        assert!(
+            good.contains("The secret body, decrypted by the card."),
+            "{client} showed:\n{good}"
+        );
+        let shown = screen(client, "inline");
+        assert!(
+            shown.contains("The inline secret, decrypted by the card."),
+            "{client} showed:\n{shown}"
+        );
+        assert!(shown.contains("Hi Bob,"), "{client} showed:\n{shown}");
+        let bad = screen(client, "tampered");
+        assert!(
+            !bad.contains("The secret body"),
+            "{client} showed a tampered message:\n{bad}"
+        );
+        // The client reports the failed decryption ("Could not copy message" or "Could not
+        // decrypt PGP message") and shows nothing.
+        assert!(bad.contains("Could not"), "{client} showed:\n{bad}");
+    }
+}
+
+/// `cardecrypt mail` on whole messages encrypted by gpg: protected headers restored, an
+/// unencrypted message passed through with exit 9, a tampered one refused with nothing out.
+fn cardecrypt_mail_decrypts_whole_messages(env: &Env) {
+    env.import_to_card("cv25519");
+    let pubkey = data_dir().join("keys/cv25519.pub.asc");
+    assert_ok(
+        &env.gpg(&["--import", pubkey.to_str().expect("utf8")], b""),
+        "gpg import",
     );
-    let bad = screen("tampered");
-    assert!(
-        !bad.contains("The secret body"),
-        "tampered message shown:\n{bad}"
+    let payload = "Content-Type: text/plain; charset=utf-8; hp=\"cipher\"\r\n\
+                   Subject: Budget 2027\r\nHP-Outer: Subject: [...]\r\n\r\n\
+                   The numbers are attached in spirit.\r\n";
+    let enc = env.gpg(
+        &["-e", "-a", "-r", "cv25519@cardecrypt.test"],
+        payload.as_bytes(),
     );
-    // neomutt reports the failed decryption ("Could not copy message") and shows nothing.
-    assert!(bad.contains("Could not"), "neomutt showed:\n{bad}");
+    assert_ok(&enc, "gpg encrypt");
+    let message = format!(
+        "Subject: [...]\nFrom: a@example.org\nMIME-Version: 1.0\n\
+         Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=x\n\n\
+         --x\nContent-Type: application/pgp-encrypted\n\nVersion: 1\n\n\
+         --x\nContent-Type: application/octet-stream\n\n{}\n--x--\n",
+        text(&enc.stdout)
+    );
+    let pin = env.path("pin");
+    let pin = pin.to_str().expect("utf8");
+    let out = env.cardecrypt(&["mail", "--batch", "--pin-file", pin], message.as_bytes());
+    assert_ok(&out, "cardecrypt mail");
+    let shown = text(&out.stdout);
+    assert!(
+        shown.starts_with("Subject: Budget 2027\nFrom: a@example.org\nMIME-Version: 1.0\n"),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with("\n\nThe numbers are attached in spirit.\n"),
+        "{shown}"
+    );
+    assert!(!shown.contains("[...]"), "{shown}");
+
+    let plain = b"Subject: hi\n\nnot secret\n";
+    let out = env.cardecrypt(&["mail", "--batch"], plain);
+    assert_eq!(out.status.code(), Some(9), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, plain);
+    assert!(text(&out.stderr).contains("not encrypted"));
+
+    let mut tampered = message.clone().into_bytes();
+    let at = message.find("-----BEGIN PGP MESSAGE-----").expect("armor") + 120;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let out = env.cardecrypt(&["mail", "--batch", "--pin-file", pin], &tampered);
+    assert_fails(&out, 6, "cannot be decrypted safely");
+}
+
+/// With stdin taken (as a mail client does), the PIN is asked through the real
+/// pinentry-curses on the terminal, and the PIN typed there unlocks the card.
+fn pinentry_asks_when_stdin_is_taken(env: &Env) {
+    env.import_to_card("cv25519");
+    assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
+    std::thread::sleep(Duration::from_millis(1500)); // pcscd powers the card off
+    let message = data_dir().join("base_seipd1.gpg");
+    let (out, err, flag) = (env.path("pe.out"), env.path("pe.err"), env.path("pe.done"));
+    let script = format!(
+        "XDG_CACHE_HOME={cache} {bin} < {msg} > {out} 2> {err}; echo $? > {flag}",
+        cache = env.path("cache").display(),
+        bin = cardecrypt_bin().display(),
+        msg = message.display(),
+        out = out.display(),
+        err = err.display(),
+        flag = flag.display()
+    );
+    let session = format!("cardecrypt-pinentry-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(args)
+            .env_remove("PINENTRY_PROGRAM")
+            .output()
+            .expect("tmux")
+    };
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "100",
+        "-y",
+        "30",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(started.status.success(), "tmux: {}", text(&started.stderr));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut screen = String::new();
+    while Instant::now() < deadline && !screen.contains("tries left") {
+        std::thread::sleep(Duration::from_millis(200));
+        screen = text(&tmux(&["capture-pane", "-p", "-t", &session]).stdout);
+    }
+    let asked = screen.contains("tries left") && screen.contains("FFFE:0000C0DE");
+    if asked {
+        tmux(&["send-keys", "-t", &session, "-l", USER_PIN]);
+        tmux(&["send-keys", "-t", &session, "Enter"]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline && !flag.exists() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = tmux(&["kill-session", "-t", &session]);
+    assert!(asked, "no pinentry dialog:\n{screen}");
+    let code = std::fs::read_to_string(&flag).unwrap_or_default();
+    let err = std::fs::read_to_string(&err).unwrap_or_default();
+    assert_eq!(code.trim(), "0", "stderr: {err}");
+    let expected = std::fs::read(data_dir().join("plain.txt")).expect("plain");
+    assert_eq!(std::fs::read(&out).expect("out"), expected);
 }
 
 fn keep_unlocked_spares_the_pin_until_lock(env: &Env) {
@@ -1306,15 +1448,23 @@ fn main() {
 
     type Case<'a> = (&'a str, Box<dyn Fn(&Env, &mut Option<VcardProcess>) + 'a>);
     type Simple<'a> = (&'a str, fn(&Env));
-    let simple: [Simple; 17] = [
+    let simple: [Simple; 19] = [
+        (
+            "cardecrypt_mail_decrypts_whole_messages",
+            cardecrypt_mail_decrypts_whole_messages,
+        ),
+        (
+            "pinentry_asks_when_stdin_is_taken",
+            pinentry_asks_when_stdin_is_taken,
+        ),
         ("doctor_explains_the_setup", doctor_explains_the_setup),
         (
             "keep_unlocked_spares_the_pin_until_lock",
             keep_unlocked_spares_the_pin_until_lock,
         ),
         (
-            "neomutt_shows_pgp_mime_decrypted",
-            neomutt_shows_pgp_mime_decrypted,
+            "mail_clients_show_messages_decrypted",
+            mail_clients_show_messages_decrypted,
         ),
         ("mutts_gpg_command_line_works", mutts_gpg_command_line_works),
         (

@@ -30,7 +30,9 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
         ),
         None => Box::new(std::io::stdin().lock()),
     };
-    let mut ui = Terminal;
+    let mut ui = Terminal {
+        pinentry: config.pinentry.clone(),
+    };
     let mut status = StatusLines::open(args.status_fd)?;
     let mut report = Report::default();
     let result =

@@ -32,7 +32,9 @@ pub fn run(args: &MailArgs, verbose: bool) -> Result<()> {
             .read_to_end(&mut input)
             .map_err(|e| Error::io("cannot read the message", e))?,
     };
-    let mut ui = Terminal;
+    let mut ui = Terminal {
+        pinentry: config.pinentry.clone(),
+    };
     let outcome = {
         let mut decrypt_one = |armored: &[u8]| {
             decrypt::decrypt(&mut &armored[..], &mut PcscSource, &mut ui, &options)
