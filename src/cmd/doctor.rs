@@ -75,6 +75,7 @@ pub fn check_all() -> Vec<Finding> {
         Path::new("/etc/udev/rules.d"),
         Path::new("/lib/udev/rules.d"),
     ));
+    out.push(check_pinentry());
     if let Some(home) = std::env::var_os("HOME") {
         out.extend(check_mail_clients(Path::new(&home)));
     }
@@ -190,6 +191,44 @@ pub fn check_udev(etc: &Path, lib: &Path) -> Finding {
             "sudo install -m 644 udev/60-cardecrypt.rules /etc/udev/rules.d/ && sudo udevadm \
              control --reload && sudo udevadm trigger",
         )
+    }
+}
+
+/// Mail clients own stdin: without a pinentry, only a PIN file or a still-unlocked card
+/// works there.
+fn check_pinentry() -> Finding {
+    let config = crate::config::Config::load().unwrap_or_default();
+    let named = std::env::var_os("PINENTRY_PROGRAM")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or(config.pinentry);
+    match named {
+        Some(p) if p.is_file() => ok(format!("pinentry: {}", p.display())),
+        Some(p) => fail(
+            format!(
+                "pinentry {} (PINENTRY_PROGRAM or config) does not exist",
+                p.display()
+            ),
+            "name an installed pinentry, e.g. /usr/bin/pinentry-curses",
+        ),
+        None => match std::env::var_os("PATH")
+            .map(|path| {
+                std::env::split_paths(&path)
+                    .map(|d| d.join("pinentry"))
+                    .find(|p| p.is_file())
+            })
+            .unwrap_or_default()
+        {
+            Some(p) => ok(format!(
+                "pinentry: {} (asks for the PIN when a mail client runs cardecrypt)",
+                std::fs::canonicalize(&p).unwrap_or(p).display()
+            )),
+            None => warn(
+                "no pinentry program: under a mail client cardecrypt cannot ask for the PIN",
+                "install one (`sudo apt install pinentry-curses` or pinentry-gnome3), or give \
+                 --pin-file, or use --keep-unlocked after unlocking from a terminal",
+            ),
+        },
     }
 }
 
