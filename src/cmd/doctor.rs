@@ -279,6 +279,22 @@ pub fn check_mail_clients(home: &Path) -> Vec<Finding> {
         } else {
             out.push(ok(format!("{name}: {client} decrypts with cardecrypt")));
         }
+        // Inline ("traditional") messages go through pgp_decode_command, and only when
+        // pgp_auto_decode is set does the client look for them in text/plain parts.
+        let decodes = lines
+            .iter()
+            .any(|l| l.contains("pgp_decode_command") && l.contains("cardecrypt"));
+        let auto_decode = lines.iter().any(|l| {
+            let l = l.replace(' ', "");
+            l == "setpgp_auto_decode" || l.starts_with("setpgp_auto_decode=yes")
+        });
+        if !decodes || !auto_decode {
+            out.push(warn(
+                format!("{name}: inline (non-MIME) PGP messages will stay encrypted on screen"),
+                "set pgp_decode_command to the same cardecrypt command and add \
+                 `set pgp_auto_decode=yes`",
+            ));
+        }
     }
     out
 }
@@ -303,7 +319,16 @@ mod tests {
             "unset crypt_use_gpgme\nset pgp_decrypt_command=\"cardecrypt --status-fd=2 %f\"\n",
         )
         .expect("write");
-        assert_eq!(check_mail_clients(home.path())[0].level, Level::Ok);
+        let f = check_mail_clients(home.path());
+        assert_eq!(f[0].level, Level::Ok);
+        assert!(f[1].what.contains("inline"), "{}", f[1].what);
+        std::fs::write(
+            &rc,
+            "unset crypt_use_gpgme\nset pgp_decrypt_command=\"cardecrypt --status-fd=2 %f\"\n\
+             set pgp_decode_command=\"cardecrypt --status-fd=2 %f\"\nset pgp_auto_decode = yes\n",
+        )
+        .expect("write");
+        assert_eq!(check_mail_clients(home.path()).len(), 1);
         std::fs::write(&rc, "set pgp_decrypt_command=\"gpg -d %f\"\n").expect("write");
         assert_eq!(check_mail_clients(home.path())[0].level, Level::Warn);
     }
