@@ -134,6 +134,33 @@ pub struct GpgCompat {
     /// gpg's passphrase descriptor: with a card, the PIN (same as --pin-fd)
     #[arg(long, hide = true, value_name = "N", conflicts_with_all = ["pin_file", "pin_fd"])]
     pub passphrase_fd: Option<i32>,
+    /// gpg's command descriptor: with `--pinentry-mode loopback`, the PIN is asked for with
+    /// `GET_HIDDEN passphrase.enter` on the status descriptor and read from here (EasyPG)
+    #[arg(long, hide = true, value_name = "N")]
+    pub command_fd: Option<i32>,
+    #[arg(long, hide = true)]
+    pub enable_progress_filter: bool,
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    #[arg(long, hide = true, value_name = "FD")]
+    pub logger_fd: Option<i32>,
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub homedir: Option<PathBuf>,
+}
+
+impl GpgCompat {
+    /// The loopback protocol, when the caller asked for it and gave no PIN another way.
+    pub fn loopback(&self, status_fd: Option<i32>) -> Option<crate::ui::Loopback> {
+        let loopback = self.pinentry_mode.as_deref() == Some("loopback");
+        match (loopback, self.command_fd, self.passphrase_fd) {
+            (true, Some(command_fd), None) => Some(crate::ui::Loopback {
+                status_fd,
+                command_fd,
+                asked: false,
+            }),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Args, Debug, Default, Clone)]

@@ -27,6 +27,57 @@ pub trait Interaction {
 pub struct Terminal {
     /// `pinentry` from the config file.
     pub pinentry: Option<PathBuf>,
+    /// gpg's loopback protocol, when the caller asked for it; it then answers for the user.
+    pub loopback: Option<Loopback>,
+}
+
+/// gpg's `--pinentry-mode loopback --command-fd N`, as Emacs EasyPG speaks it: the PIN is
+/// requested with `NEED_PASSPHRASE_PIN` and `GET_HIDDEN passphrase.enter` on the status
+/// descriptor and read as one line from the command descriptor.
+pub struct Loopback {
+    pub status_fd: Option<i32>,
+    pub command_fd: i32,
+    /// The PIN was requested (the final status lines need not announce it again).
+    pub asked: bool,
+}
+
+impl Loopback {
+    fn ask(&mut self, ident: &str) -> Result<SecretString> {
+        use std::io::{Read, Write};
+        self.asked = true;
+        let mut status = crate::mail::status::StatusLines::open(self.status_fd)?;
+        status.line(&format!("NEED_PASSPHRASE_PIN OPENPGP 2 {ident}"));
+        status.line("GET_HIDDEN passphrase.enter");
+        let unavailable = |e: std::io::Error| {
+            Error::PinUnavailable(format!(
+                "and reading it from --command-fd {} failed: {e}",
+                self.command_fd
+            ))
+        };
+        let mut command =
+            std::fs::File::open(format!("/dev/fd/{}", self.command_fd)).map_err(unavailable)?;
+        // One byte at a time: whatever follows the line is not ours to consume.
+        let mut line = zeroize::Zeroizing::new(Vec::new());
+        let mut byte = [0u8; 1];
+        loop {
+            match command.read(&mut byte).map_err(unavailable)? {
+                0 if line.is_empty() => {
+                    return Err(Error::PinUnavailable(
+                        "and the caller closed --command-fd without sending it".into(),
+                    ))
+                }
+                0 => break,
+                _ if byte[0] == b'\n' => break,
+                _ => line.push(byte[0]),
+            }
+        }
+        status.line("GOT_IT");
+        let _ = std::io::stdout().flush();
+        let text = line.strip_suffix(b"\r").unwrap_or(&line);
+        let pin = std::str::from_utf8(text)
+            .map_err(|_| Error::PinUnavailable("and the PIN sent is not UTF-8".into()))?;
+        Ok(SecretString::from(pin))
+    }
 }
 
 enum Asker {
@@ -64,6 +115,9 @@ fn which_pinentry() -> std::result::Result<PathBuf, ()> {
 
 impl Interaction for Terminal {
     fn user_pin(&mut self, ident: &str, tries_left: u8) -> Result<SecretString> {
+        if let Some(loopback) = &mut self.loopback {
+            return loopback.ask(ident);
+        }
         match self.asker() {
             Some(Asker::Pinentry(program)) => pinentry_pin(&program, ident, tries_left),
             Some(Asker::Tty) => {

@@ -1240,6 +1240,78 @@ fn cardecrypt_mail_decrypts_whole_messages(env: &Env) {
 
 /// With stdin taken (as a mail client does), the PIN is asked through the real
 /// pinentry-curses on the terminal, and the PIN typed there unlocks the card.
+/// Emacs EasyPG's way: `--command-fd 0 --pinentry-mode loopback --status-fd 1`; the caller
+/// answers `GET_HIDDEN passphrase.enter` with the PIN on stdin, the plaintext goes to a file.
+fn easypg_loopback_sends_the_pin_on_the_command_fd(env: &Env) {
+    use std::io::{BufRead, BufReader};
+    env.import_to_card("cv25519");
+    assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
+    std::thread::sleep(Duration::from_millis(1500)); // pcscd powers the card off
+    let message = data_dir().join("base_seipd1.gpg");
+    let out = env.path("easypg.out");
+    let mut child = Command::new(cardecrypt_bin())
+        .args([
+            "--no-tty",
+            "--status-fd",
+            "1",
+            "--yes",
+            "--enable-progress-filter",
+        ])
+        .args(["--command-fd", "0", "--output"])
+        .arg(&out)
+        .args(["--pinentry-mode", "loopback", "--decrypt", "--"])
+        .arg(&message)
+        .env("XDG_CACHE_HOME", env.path("cache"))
+        .env("XDG_RUNTIME_DIR", env.path("run"))
+        .env_remove("CARDECRYPT_CARD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    });
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut status = Vec::new();
+    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
+        let line = line.expect("status line");
+        if line == "[GNUPG:] GET_HIDDEN passphrase.enter" {
+            // EasyPG answers only once NEED_PASSPHRASE_PIN said what is asked for.
+            assert!(
+                status
+                    .iter()
+                    .any(|l: &String| l.starts_with("[GNUPG:] NEED_PASSPHRASE_PIN")),
+                "{status:?}"
+            );
+            stdin
+                .write_all(format!("{USER_PIN}\n").as_bytes())
+                .expect("send PIN");
+        }
+        status.push(line);
+    }
+    let done = child.wait_with_output().expect("wait");
+    drop(watchdog);
+    let status = status.join("\n");
+    assert!(done.status.success(), "{status}\n{}", text(&done.stderr));
+    let order = [
+        "NEED_PASSPHRASE_PIN",
+        "GET_HIDDEN passphrase.enter",
+        "GOT_IT",
+        "DECRYPTION_OKAY",
+    ];
+    let positions: Vec<Option<usize>> = order.iter().map(|l| status.find(l)).collect();
+    assert!(
+        positions.iter().all(Option::is_some) && positions.is_sorted(),
+        "{status}"
+    );
+    assert_eq!(status.matches("NEED_PASSPHRASE_PIN").count(), 1, "{status}");
+    let expected = std::fs::read(data_dir().join("plain.txt")).expect("plain");
+    assert_eq!(std::fs::read(&out).expect("out"), expected);
+}
+
 fn pinentry_asks_when_stdin_is_taken(env: &Env) {
     env.import_to_card("cv25519");
     assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
@@ -1449,7 +1521,7 @@ fn main() {
 
     type Case<'a> = (&'a str, Box<dyn Fn(&Env, &mut Option<VcardProcess>) + 'a>);
     type Simple<'a> = (&'a str, fn(&Env));
-    let simple: [Simple; 19] = [
+    let simple: [Simple; 20] = [
         (
             "cardecrypt_mail_decrypts_whole_messages",
             cardecrypt_mail_decrypts_whole_messages,
@@ -1519,6 +1591,10 @@ fn main() {
         (
             "touch_policy_makes_cardecrypt_ask_for_a_touch",
             touch_policy_makes_cardecrypt_ask_for_a_touch,
+        ),
+        (
+            "easypg_loopback_sends_the_pin_on_the_command_fd",
+            easypg_loopback_sends_the_pin_on_the_command_fd,
         ),
     ];
     let mut cases: Vec<Case> = simple

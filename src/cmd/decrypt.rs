@@ -16,13 +16,11 @@ use crate::{
 
 pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     let config = Config::load()?;
-    let options = options(
-        &args.card,
-        super::pin_policy(&args.pin, args.gpg.passphrase_fd),
-        &args.signer_certs,
-        &config,
-        verbose,
-    )?;
+    let loopback = args.gpg.loopback(args.status_fd);
+    let mut pin = super::pin_policy(&args.pin, args.gpg.passphrase_fd);
+    // The caller that speaks the loopback protocol is asked, --batch or not (as gpg does).
+    pin.batch &= loopback.is_none();
+    let options = options(&args.card, pin, &args.signer_certs, &config, verbose)?;
     let mut input: Box<dyn std::io::Read> = match &args.file {
         Some(path) => Box::new(
             std::fs::File::open(path)
@@ -32,6 +30,7 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     };
     let mut ui = Terminal {
         pinentry: config.pinentry.clone(),
+        loopback,
     };
     let mut status = StatusLines::open(args.status_fd)?;
     let mut report = Report::default();
@@ -41,6 +40,7 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
                 write_out(args.output.as_deref(), overwrite(args), &plaintext)
                     .map(|()| plaintext.len())
             });
+    status.pin_announced = ui.loopback.as_ref().is_some_and(|l| l.asked);
     match &result {
         Ok(len) => status.decrypt(&report, *len, Ok(())),
         Err(e) => status.decrypt(&report, 0, Err(e)),

@@ -34,6 +34,7 @@ pub fn run(args: &MailArgs, verbose: bool) -> Result<()> {
     };
     let mut ui = Terminal {
         pinentry: config.pinentry.clone(),
+        loopback: None,
     };
     let outcome = {
         let mut decrypt_one = |armored: &[u8]| {

@@ -14,6 +14,8 @@ use crate::{
 
 pub struct StatusLines {
     sink: Option<Box<dyn Write>>,
+    /// NEED_PASSPHRASE_PIN was already written while asking (gpg's loopback protocol).
+    pub pin_announced: bool,
 }
 
 impl StatusLines {
@@ -30,10 +32,13 @@ impl StatusLines {
                     .map_err(|e| Error::io(format!("cannot write status lines to fd {n}"), e))?,
             )),
         };
-        Ok(StatusLines { sink })
+        Ok(StatusLines {
+            sink,
+            pin_announced: false,
+        })
     }
 
-    fn line(&mut self, text: &str) {
+    pub(crate) fn line(&mut self, text: &str) {
         if let Some(sink) = &mut self.sink {
             let _ = writeln!(sink, "[GNUPG:] {text}");
         }
@@ -54,7 +59,9 @@ impl StatusLines {
         if !report.card_aid.is_empty() {
             self.line(&format!("CARDCTRL 3 {}", report.card_aid));
         }
-        if report.pin_sent || matches!(outcome, Err(Error::WrongPin { .. })) {
+        if !self.pin_announced
+            && (report.pin_sent || matches!(outcome, Err(Error::WrongPin { .. })))
+        {
             self.line(&format!(
                 "NEED_PASSPHRASE_PIN OPENPGP 2 {}",
                 report.card_aid
@@ -200,6 +207,7 @@ mod tests {
         let buf = Shared::default();
         let mut s = StatusLines {
             sink: Some(Box::new(buf.clone())),
+            pin_announced: false,
         };
         s.decrypt(report, 12, outcome);
         let text = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf8");
