@@ -37,7 +37,10 @@ fn run(cards: &mut Cards, message: &[u8], certs: &[Cert]) -> Result<Outcome, Err
         pins: [USER_PIN; 4].iter().map(|p| p.to_string()).collect(),
         ..Scripted::default()
     };
-    let opts = options(PinSource::Ask, false);
+    // As `cardecrypt mail` does: the same certificates for signatures in OpenPGP messages
+    // and for multipart/signed parts.
+    let mut opts = options(PinSource::Ask, false);
+    opts.signer_certs = certs.to_vec();
     let mut one = |m: &[u8]| decrypt::decrypt(&mut &m[..], &mut *cards, &mut ui, &opts);
     decrypt_message(message, &mut one, certs)
 }
@@ -352,4 +355,43 @@ fn pgp_mime_signature_inside_is_checked() {
 
     let outcome = run(&mut cards, message.as_bytes(), &[]).expect("decrypt");
     assert_eq!(outcome.mime_signatures[0].verdict, Verdict::NoCert);
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(data_dir().join("mail").join(name)).expect("fixture")
+}
+
+/// Messages neomutt 20220429 (Debian) wrote itself, with GPGME and
+/// `crypt_protected_headers_write`: see tests/data/mail/README.md for how they were made.
+#[test]
+fn neomutt_made_messages_get_their_subject_back() {
+    let mut cards = Cards::with_key("cv25519");
+    let outcome = run(&mut cards, &fixture("neomutt-encrypted.eml"), &[]).expect("decrypt");
+    assert!(outcome.protected_headers);
+    let e = Entity::parse(outcome.message.as_slice());
+    assert_eq!(header(&e, "Subject"), ["Secret subject"]);
+    assert_eq!(header(&e, "From"), ["Alice <alice@example.org>"]);
+    let text = String::from_utf8(outcome.message.to_vec()).expect("utf8");
+    assert!(text.contains("\n\nHello from neomutt\n"), "{text}");
+    assert!(!text.contains("BEGIN PGP"), "{text}");
+
+    // Signed inside (a one-pass signature), iso-8859-1 quoted-printable, an encoded-word
+    // subject, and "[...]" outside.
+    let certs = [cert("nistp256")];
+    let message = fixture("neomutt-signed-encrypted.eml");
+    let outcome = run(&mut cards, &message, &certs).expect("decrypt");
+    let e = Entity::parse(outcome.message.as_slice());
+    assert_eq!(
+        header(&e, "Subject"),
+        ["Signed secret, =?utf-8?B?Z3LDvMOfZQ==?="]
+    );
+    let signatures = &outcome.reports[0].signatures;
+    assert_eq!(signatures.len(), 1);
+    assert_eq!(signatures[0].verdict, Verdict::Good);
+    let text = String::from_utf8_lossy(&outcome.message).to_string();
+    assert!(
+        text.contains("Signed hello from neomutt, gr=FC=DFe."),
+        "{text}"
+    );
+    assert!(text.contains("charset=iso-8859-1"), "{text}");
 }
