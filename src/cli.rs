@@ -134,10 +134,18 @@ pub struct GpgCompat {
     /// gpg's passphrase descriptor: with a card, the PIN (same as --pin-fd)
     #[arg(long, hide = true, value_name = "N", conflicts_with_all = ["pin_file", "pin_fd"])]
     pub passphrase_fd: Option<i32>,
-    /// gpg's command descriptor: with `--pinentry-mode loopback`, the PIN is asked for with
-    /// `GET_HIDDEN passphrase.enter` on the status descriptor and read from here (EasyPG)
+    /// gpg's command descriptor: the PIN is asked for with `GET_HIDDEN passphrase.enter` on
+    /// the status descriptor and read from here (EasyPG, Evolution)
     #[arg(long, hide = true, value_name = "N")]
     pub command_fd: Option<i32>,
+    #[arg(long, hide = true)]
+    pub no_secmem_warning: bool,
+    #[arg(long, hide = true)]
+    pub no_greeting: bool,
+    #[arg(long, hide = true)]
+    pub always_trust: bool,
+    #[arg(long, hide = true, value_name = "MODEL")]
+    pub trust_model: Option<String>,
     #[arg(long, hide = true)]
     pub enable_progress_filter: bool,
     #[arg(long, hide = true, value_name = "FILE")]
@@ -149,11 +157,14 @@ pub struct GpgCompat {
 }
 
 impl GpgCompat {
-    /// The loopback protocol, when the caller asked for it and gave no PIN another way.
+    /// The loopback protocol, when the caller gave a command descriptor to answer on and a
+    /// status descriptor to ask on, no passphrase descriptor, and did not ask for pinentry
+    /// (`--pinentry-mode ask`). EasyPG passes `--command-fd 0` with or without loopback
+    /// mode and answers `GET_HIDDEN` either way; Evolution never names a mode.
     pub fn loopback(&self, status_fd: Option<i32>) -> Option<crate::ui::Loopback> {
-        let loopback = self.pinentry_mode.as_deref() == Some("loopback");
-        match (loopback, self.command_fd, self.passphrase_fd) {
-            (true, Some(command_fd), None) => Some(crate::ui::Loopback {
+        let mode_allows = matches!(self.pinentry_mode.as_deref(), None | Some("loopback"));
+        match (mode_allows, self.command_fd, status_fd, self.passphrase_fd) {
+            (true, Some(command_fd), Some(_), None) => Some(crate::ui::Loopback {
                 status_fd,
                 command_fd,
                 asked: false,
@@ -539,6 +550,66 @@ mod tests {
         assert_eq!(cli.decrypt.status_fd, Some(2));
         assert_eq!(cli.decrypt.gpg.passphrase_fd, Some(0));
         assert_eq!(cli.decrypt.output, Some(PathBuf::from("-")));
+    }
+
+    #[test]
+    fn other_gpg_front_ends_parse() {
+        // Emacs EasyPG (epg.el), then Evolution (camel-gpg-context.c), then aerc.
+        let lines: [&[&str]; 3] = [
+            &[
+                "--no-tty",
+                "--status-fd",
+                "1",
+                "--yes",
+                "--enable-progress-filter",
+                "--command-fd",
+                "0",
+                "--output",
+                "out",
+                "--pinentry-mode",
+                "loopback",
+                "--decrypt",
+                "--",
+                "msg.gpg",
+            ],
+            &[
+                "--verbose",
+                "--no-secmem-warning",
+                "--no-greeting",
+                "--no-tty",
+                "--status-fd=3",
+                "--command-fd=4",
+                "--decrypt",
+                "--output",
+                "-",
+            ],
+            &[
+                "--status-fd",
+                "2",
+                "--log-file",
+                "/dev/null",
+                "--batch",
+                "--decrypt",
+            ],
+        ];
+        let loopback: Vec<bool> = lines
+            .iter()
+            .map(|args| {
+                let cli = Cli::try_parse_from(std::iter::once(&"cardecrypt").chain(*args))
+                    .expect("gpg front end's line");
+                assert!(cli.command.is_none());
+                cli.decrypt.gpg.loopback(cli.decrypt.status_fd).is_some()
+            })
+            .collect();
+        assert_eq!(loopback, [true, true, false]);
+        let ask = Cli::try_parse_from([
+            "cardecrypt",
+            "--status-fd=1",
+            "--command-fd=0",
+            "--pinentry-mode=ask",
+        ])
+        .expect("parse");
+        assert!(ask.decrypt.gpg.loopback(ask.decrypt.status_fd).is_none());
     }
 
     #[test]

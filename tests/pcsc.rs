@@ -1240,16 +1240,18 @@ fn cardecrypt_mail_decrypts_whole_messages(env: &Env) {
 
 /// With stdin taken (as a mail client does), the PIN is asked through the real
 /// pinentry-curses on the terminal, and the PIN typed there unlocks the card.
-/// Emacs EasyPG's way: `--command-fd 0 --pinentry-mode loopback --status-fd 1`; the caller
-/// answers `GET_HIDDEN passphrase.enter` with the PIN on stdin, the plaintext goes to a file.
-fn easypg_loopback_sends_the_pin_on_the_command_fd(env: &Env) {
-    use std::io::{BufRead, BufReader};
+/// gpg front ends that answer `GET_HIDDEN passphrase.enter` with the PIN on their command
+/// descriptor: Emacs EasyPG (`--command-fd 0 --pinentry-mode loopback --status-fd 1`, output
+/// to a file) and Evolution (no pinentry mode, ciphertext on stdin, command fd 4, status on
+/// stderr, plaintext on stdout).
+fn gpg_front_ends_send_the_pin_on_the_command_fd(env: &Env) {
     env.import_to_card("cv25519");
-    assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
-    std::thread::sleep(Duration::from_millis(1500)); // pcscd powers the card off
     let message = data_dir().join("base_seipd1.gpg");
+    let expected = std::fs::read(data_dir().join("plain.txt")).expect("plain");
+
     let out = env.path("easypg.out");
-    let mut child = Command::new(cardecrypt_bin())
+    let mut easypg = Command::new(cardecrypt_bin());
+    easypg
         .args([
             "--no-tty",
             "--status-fd",
@@ -1260,7 +1262,42 @@ fn easypg_loopback_sends_the_pin_on_the_command_fd(env: &Env) {
         .args(["--command-fd", "0", "--output"])
         .arg(&out)
         .args(["--pinentry-mode", "loopback", "--decrypt", "--"])
-        .arg(&message)
+        .arg(&message);
+    let (status, _) = answer_get_hidden(env, &mut easypg, true);
+    assert_eq!(std::fs::read(&out).expect("out"), expected, "{status}");
+
+    // sh moves the command pipe to fd 4 and puts the ciphertext on stdin.
+    let mut evolution = Command::new("sh");
+    evolution
+        .arg("-c")
+        .arg("exec \"$0\" \"$@\" 4<&0 0<\"$CIPHERTEXT\"")
+        .arg(cardecrypt_bin())
+        .args([
+            "--verbose",
+            "--no-secmem-warning",
+            "--no-greeting",
+            "--no-tty",
+        ])
+        .args([
+            "--status-fd=2",
+            "--command-fd=4",
+            "--decrypt",
+            "--output",
+            "-",
+        ])
+        .env("CIPHERTEXT", &message);
+    let (status, plaintext) = answer_get_hidden(env, &mut evolution, false);
+    assert_eq!(plaintext, expected, "{status}");
+}
+
+/// Runs a decrypt with the card locked, answers its PIN request on stdin the way gpg front
+/// ends do, and checks the order of the status lines. Status lines are read from stdout
+/// or stderr (`status_on_stdout`); returns them and what the other stream carried.
+fn answer_get_hidden(env: &Env, cmd: &mut Command, status_on_stdout: bool) -> (String, Vec<u8>) {
+    use std::io::{BufRead, BufReader, Read};
+    assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
+    std::thread::sleep(Duration::from_millis(1500)); // pcscd powers the card off
+    let mut child = cmd
         .env("XDG_CACHE_HOME", env.path("cache"))
         .env("XDG_RUNTIME_DIR", env.path("run"))
         .env_remove("CARDECRYPT_CARD")
@@ -1275,27 +1312,51 @@ fn easypg_loopback_sends_the_pin_on_the_command_fd(env: &Env) {
         let _ = Command::new("kill").arg(pid.to_string()).status();
     });
     let mut stdin = child.stdin.take().expect("stdin");
-    let mut status = Vec::new();
-    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
+    let (status_stream, mut other): (Box<dyn Read + Send>, Box<dyn Read + Send>) =
+        if status_on_stdout {
+            (
+                Box::new(child.stdout.take().expect("stdout")),
+                Box::new(child.stderr.take().expect("stderr")),
+            )
+        } else {
+            (
+                Box::new(child.stderr.take().expect("stderr")),
+                Box::new(child.stdout.take().expect("stdout")),
+            )
+        };
+    let other = std::thread::spawn(move || {
+        let mut data = Vec::new();
+        let _ = other.read_to_end(&mut data);
+        data
+    });
+    let mut status: Vec<String> = Vec::new();
+    for line in BufReader::new(status_stream).lines() {
         let line = line.expect("status line");
         if line == "[GNUPG:] GET_HIDDEN passphrase.enter" {
             // EasyPG answers only once NEED_PASSPHRASE_PIN said what is asked for.
             assert!(
                 status
                     .iter()
-                    .any(|l: &String| l.starts_with("[GNUPG:] NEED_PASSPHRASE_PIN")),
+                    .any(|l| l.starts_with("[GNUPG:] NEED_PASSPHRASE_PIN")),
                 "{status:?}"
             );
             stdin
                 .write_all(format!("{USER_PIN}\n").as_bytes())
                 .expect("send PIN");
         }
-        status.push(line);
+        if line.starts_with("[GNUPG:] ") {
+            status.push(line);
+        }
     }
-    let done = child.wait_with_output().expect("wait");
+    let other = other.join().expect("reader");
+    let done = child.wait().expect("wait");
     drop(watchdog);
     let status = status.join("\n");
-    assert!(done.status.success(), "{status}\n{}", text(&done.stderr));
+    assert!(
+        done.success(),
+        "{status}\n{}",
+        String::from_utf8_lossy(&other)
+    );
     let order = [
         "NEED_PASSPHRASE_PIN",
         "GET_HIDDEN passphrase.enter",
@@ -1308,8 +1369,7 @@ fn easypg_loopback_sends_the_pin_on_the_command_fd(env: &Env) {
         "{status}"
     );
     assert_eq!(status.matches("NEED_PASSPHRASE_PIN").count(), 1, "{status}");
-    let expected = std::fs::read(data_dir().join("plain.txt")).expect("plain");
-    assert_eq!(std::fs::read(&out).expect("out"), expected);
+    (status, other)
 }
 
 fn pinentry_asks_when_stdin_is_taken(env: &Env) {
@@ -1593,8 +1653,8 @@ fn main() {
             touch_policy_makes_cardecrypt_ask_for_a_touch,
         ),
         (
-            "easypg_loopback_sends_the_pin_on_the_command_fd",
-            easypg_loopback_sends_the_pin_on_the_command_fd,
+            "gpg_front_ends_send_the_pin_on_the_command_fd",
+            gpg_front_ends_send_the_pin_on_the_command_fd,
         ),
     ];
     let mut cases: Vec<Case> = simple
