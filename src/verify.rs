@@ -60,27 +60,9 @@ pub struct SignatureCheck {
 impl SignatureCheck {
     pub fn from_result(result: &VerificationResult<'_>) -> Self {
         match result {
-            Ok(GoodChecksum { sig, ka }) => {
-                let mut check = Self::bare(sig, Verdict::Good);
-                check.know_signer(ka.key().fingerprint(), ka.cert().fingerprint());
-                check.user_id = ka
-                    .valid_cert()
-                    .primary_userid()
-                    .ok()
-                    .map(|u| String::from_utf8_lossy(u.userid().value()).into_owned());
-                check
-            }
+            Ok(GoodChecksum { sig, ka }) => Self::by(sig, ka, Verdict::Good),
             Err(VerificationError::MissingKey { sig }) => Self::bare(sig, Verdict::NoCert),
-            Err(VerificationError::BadSignature { sig, ka, .. }) => {
-                let mut check = Self::bare(sig, Verdict::Bad);
-                check.know_signer(ka.key().fingerprint(), ka.cert().fingerprint());
-                check.user_id = ka
-                    .valid_cert()
-                    .primary_userid()
-                    .ok()
-                    .map(|u| String::from_utf8_lossy(u.userid().value()).into_owned());
-                check
-            }
+            Err(VerificationError::BadSignature { sig, ka, .. }) => Self::by(sig, ka, Verdict::Bad),
             Err(VerificationError::BadKey { sig, ka, error }) => {
                 let mut check = Self::bare(sig, Verdict::Unusable(root_cause(error)));
                 check.know_signer(ka.key().fingerprint(), ka.cert().fingerprint());
@@ -117,6 +99,25 @@ impl SignatureCheck {
             hash_algo: 0,
             sig_type: 0,
         }
+    }
+
+    /// A signature whose signing key was found in `ka`.
+    fn by(
+        sig: &Signature,
+        ka: &openpgp::cert::amalgamation::key::ValidErasedKeyAmalgamation<
+            '_,
+            openpgp::packet::key::PublicParts,
+        >,
+        verdict: Verdict,
+    ) -> Self {
+        let mut check = Self::bare(sig, verdict);
+        check.know_signer(ka.key().fingerprint(), ka.cert().fingerprint());
+        check.user_id = ka
+            .valid_cert()
+            .primary_userid()
+            .ok()
+            .map(|u| String::from_utf8_lossy(u.userid().value()).into_owned());
+        check
     }
 
     fn bare(sig: &Signature, verdict: Verdict) -> Self {

@@ -16,8 +16,8 @@ use cardecrypt::{
 };
 use common::*;
 use sequoia_openpgp::{
-    armor, packet::signature::SignatureBuilder, policy::StandardPolicy, serialize::Serialize,
-    types::SignatureType, Cert, Packet,
+    armor, packet::signature::SignatureBuilder, serialize::Serialize, types::SignatureType, Cert,
+    Packet,
 };
 
 fn armored(plaintext: &[u8]) -> String {
@@ -307,19 +307,7 @@ fn tamper_armor(armor: &str) -> String {
 }
 
 fn multipart_signed(signed_part: &str, signer: &str) -> String {
-    let policy = StandardPolicy::new();
-    let cert = cert(signer);
-    let mut keypair = cert
-        .keys()
-        .with_policy(&policy, None)
-        .secret()
-        .for_signing()
-        .next()
-        .expect("signing key")
-        .key()
-        .clone()
-        .into_keypair()
-        .expect("keypair");
+    let mut keypair = signing_keypair(signer);
     let sig = SignatureBuilder::new(SignatureType::Binary)
         .sign_message(&mut keypair, crlf(signed_part))
         .expect("sign");

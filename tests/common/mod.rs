@@ -254,7 +254,7 @@ pub fn encrypt(certs: &[&Cert], plaintext: &[u8], form: Form) -> Vec<u8> {
     sink
 }
 
-fn signing_keypair(algo: &str) -> KeyPair {
+pub fn signing_keypair(algo: &str) -> KeyPair {
     let policy = StandardPolicy::new();
     let cert = cert(algo);
     let key = cert
