@@ -383,3 +383,75 @@ fn neomutt_made_messages_get_their_subject_back() {
     );
     assert!(text.contains("charset=iso-8859-1"), "{text}");
 }
+
+/// Mangled messages and mangled decrypted payloads (a sender can put anything inside):
+/// truncated anywhere, or with a structural byte replaced, the parser answers with a
+/// message or an error, never a panic. The decrypt step is replaced by one that hands back
+/// the payload, so that thousands of variants run in a second.
+#[test]
+fn mangled_messages_and_payloads_never_panic() {
+    use cardecrypt::decrypt::Report;
+    use zeroize::Zeroizing;
+
+    let v1 = "Content-Type: multipart/mixed; boundary=\"MIX\"; protected-headers=\"v1\"\n\
+              Subject: s\n\n--MIX\nContent-Type: text/rfc822-headers; protected-headers=\"v1\"\n\n\
+              Subject: s\n--MIX\nContent-Type: text/plain; charset=utf-8\n\nbody\n--MIX--\n";
+    let signed = multipart_signed("Content-Type: text/plain\n\nsigned\n", "nistp256");
+    let payloads = [RFC9788_PAYLOAD, v1, signed.as_str()];
+    let inline = format!(
+        "Subject: i\nContent-Type: text/plain; charset=us-ascii\n\nHi\n{}\nBye\n",
+        armored(b"x")
+    );
+    let messages = [
+        pgp_mime("Subject: [...]\n", v1).into_bytes(),
+        inline.into_bytes(),
+        fixture("neomutt-signed-encrypted.eml"),
+    ];
+    let certs = [cert("nistp256")];
+    let variants = |text: &[u8]| -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for cut in (0..text.len()).step_by(3) {
+            out.push(text[..cut].to_vec());
+        }
+        for (i, b) in text.iter().enumerate() {
+            if b"\n-\";=:".contains(b) {
+                for replacement in [b' ', b'\n', b'-'] {
+                    let mut v = text.to_vec();
+                    v[i] = replacement;
+                    out.push(v);
+                }
+            }
+        }
+        out
+    };
+    let mut runs = 0;
+    for message in &messages {
+        for payload in &payloads {
+            let mut variants_of_message = variants(message);
+            variants_of_message.truncate(400);
+            let mut cases: Vec<(Vec<u8>, Vec<u8>)> = variants_of_message
+                .into_iter()
+                .map(|m| (m, payload.as_bytes().to_vec()))
+                .collect();
+            cases.extend(
+                variants(payload.as_bytes())
+                    .into_iter()
+                    .map(|p| (message.clone(), p)),
+            );
+            for (m, p) in cases {
+                let result = std::panic::catch_unwind(|| {
+                    let mut give = |_: &[u8]| Ok((Zeroizing::new(p.clone()), Report::default()));
+                    let _ = decrypt_message(&m, &mut give, &certs);
+                });
+                assert!(
+                    result.is_ok(),
+                    "panic on message {:?} with payload {:?}",
+                    String::from_utf8_lossy(&m),
+                    String::from_utf8_lossy(&p)
+                );
+                runs += 1;
+            }
+        }
+    }
+    assert!(runs > 1000, "only {runs} variants");
+}
