@@ -47,7 +47,32 @@ pub struct DecryptArgs {
     /// The message to decrypt (armored or binary); standard input when absent
     pub file: Option<PathBuf>,
 
-    /// Write the plaintext to FILE (created new, mode 0600) instead of standard output ("-")
+    #[command(flatten)]
+    pub read: ReadArgs,
+
+    /// Write GnuPG-style status lines ([GNUPG:] ...) to file descriptor N, for mail clients
+    #[arg(long, value_name = "N")]
+    pub status_fd: Option<i32>,
+
+    #[command(flatten)]
+    pub gpg: GpgCompat,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct MailArgs {
+    /// The message (RFC 5322, as in a maildir or mbox-less .eml file); standard input when
+    /// absent
+    pub file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
+/// What every command that decrypts takes: where the result goes, which card, the PIN,
+/// signatures, and how long the card stays unlocked.
+#[derive(Args, Debug, Default)]
+pub struct ReadArgs {
+    /// Write the result to FILE (created new, mode 0600) instead of standard output ("-")
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -60,10 +85,6 @@ pub struct DecryptArgs {
 
     #[command(flatten)]
     pub pin: PinArgs,
-
-    /// Write GnuPG-style status lines ([GNUPG:] ...) to file descriptor N, for mail clients
-    #[arg(long, value_name = "N")]
-    pub status_fd: Option<i32>,
 
     /// After the PIN was accepted, keep the card unlocked for DURATION (30s, 10m, 1h) so the
     /// next decrypts need no PIN; the PIN is not stored anywhere. `cardecrypt lock` ends it.
@@ -76,39 +97,6 @@ pub struct DecryptArgs {
     /// armored or binary; repeatable; added to `signer-certs` from the config file)
     #[arg(long, value_name = "FILE")]
     pub signer_certs: Vec<PathBuf>,
-
-    #[command(flatten)]
-    pub gpg: GpgCompat,
-}
-
-#[derive(Args, Debug, Default)]
-pub struct MailArgs {
-    /// The message (RFC 5322, as in a maildir or mbox-less .eml file); standard input when
-    /// absent
-    pub file: Option<PathBuf>,
-
-    /// Write the message to FILE (created new, mode 0600) instead of standard output ("-")
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-
-    /// Replace FILE given with --output if it exists
-    #[arg(long)]
-    pub overwrite: bool,
-
-    #[command(flatten)]
-    pub card: CardArgs,
-
-    #[command(flatten)]
-    pub pin: PinArgs,
-
-    /// Check signatures against the certificates in FILE (repeatable)
-    #[arg(long, value_name = "FILE")]
-    pub signer_certs: Vec<PathBuf>,
-
-    /// After the PIN was accepted, keep the card unlocked for DURATION (see the main help)
-    #[arg(long, value_name = "DURATION", env = "CARDECRYPT_KEEP_UNLOCKED",
-          value_parser = crate::card::holder::parse_duration)]
-    pub keep_unlocked: Option<std::time::Duration>,
 }
 
 /// gpg options that mail clients pass along (mutt's sample gpg.rc, for one): accepted so
@@ -214,7 +202,7 @@ pub enum Command {
     /// that is not encrypted is written unchanged, with exit code 9.
     #[command(after_help = "Examples:
   cardecrypt mail < encrypted.eml > readable.eml
-          cardecrypt mail --signer-certs contacts.pgp ~/Maildir/cur/1700000000.M1.host:2,S")]
+  cardecrypt mail --signer-certs contacts.pgp ~/Maildir/cur/1700000000.M1.host:2,S")]
     Mail(MailArgs),
 
     /// Check pcscd, readers, cards, PIN counters, udev rules and mail client settings
@@ -549,7 +537,7 @@ mod tests {
         .expect("mutt's line");
         assert_eq!(cli.decrypt.status_fd, Some(2));
         assert_eq!(cli.decrypt.gpg.passphrase_fd, Some(0));
-        assert_eq!(cli.decrypt.output, Some(PathBuf::from("-")));
+        assert_eq!(cli.decrypt.read.output, Some(PathBuf::from("-")));
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! `cardecrypt [FILE]`: decrypt one message.
 
-use std::{io::Write, path::PathBuf, time::Duration};
+use std::io::Write;
 
 use crate::{
     card::{pubkey, PcscSource},
-    cli::{CardArgs, DecryptArgs},
+    cli::{DecryptArgs, ReadArgs},
     config::Config,
     decrypt::{self, DecryptOptions, Report},
     error::{Error, Result},
@@ -17,10 +17,10 @@ use crate::{
 pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     let config = Config::load()?;
     let loopback = args.gpg.loopback(args.status_fd);
-    let mut pin = super::pin_policy(&args.pin, args.gpg.passphrase_fd);
+    let mut pin = super::pin_policy(&args.read.pin, args.gpg.passphrase_fd);
     // The caller that speaks the loopback protocol is asked, --batch or not (as gpg does).
     pin.batch &= loopback.is_none();
-    let options = options(&args.card, pin, &args.signer_certs, &config, verbose)?;
+    let options = options(&args.read, pin, &config, verbose)?;
     let mut input: Box<dyn std::io::Read> = match &args.file {
         Some(path) => Box::new(
             std::fs::File::open(path)
@@ -37,7 +37,8 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     let result =
         decrypt::decrypt_reporting(&mut input, &mut PcscSource, &mut ui, &options, &mut report)
             .and_then(|plaintext| {
-                write_out(args.output.as_deref(), overwrite(args), &plaintext)
+                let overwrite = args.read.overwrite || args.gpg.yes;
+                write_out(args.read.output.as_deref(), overwrite, &plaintext)
                     .map(|()| plaintext.len())
             });
     status.pin_announced = ui.loopback.as_ref().is_some_and(|l| l.asked);
@@ -46,12 +47,7 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
         Err(e) => status.decrypt(&report, 0, Err(e)),
     }
     result?;
-    keep_unlocked(
-        args.keep_unlocked.or(config.keep_unlocked),
-        &report,
-        verbose,
-        &mut ui,
-    );
+    keep_unlocked(&args.read, &config, &report, verbose, &mut ui);
     let have_certs = !options.signer_certs.is_empty();
     for check in &report.signatures {
         ui.note(&check.summary(have_certs));
@@ -65,22 +61,17 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     Ok(())
 }
 
-fn overwrite(args: &DecryptArgs) -> bool {
-    args.overwrite || args.gpg.yes
-}
-
 /// Decrypt options from the command line and the config file.
 pub(crate) fn options(
-    card: &CardArgs,
+    read: &ReadArgs,
     pin: crate::card::pin::PinPolicy,
-    signer_certs: &[PathBuf],
     config: &Config,
     verbose: bool,
 ) -> Result<DecryptOptions> {
     let mut keyrings = config.signer_certs.clone();
-    keyrings.extend(signer_certs.iter().cloned());
+    keyrings.extend(read.signer_certs.iter().cloned());
     Ok(DecryptOptions {
-        card: card.card.clone(),
+        card: read.card.card.clone(),
         pin,
         trace: verbose,
         key_cache: pubkey::default_cache_dir(),
@@ -88,14 +79,17 @@ pub(crate) fn options(
     })
 }
 
-/// After a decrypt that succeeded: leave the card unlocked for `keep`, if asked. Holding
-/// the card cannot spoil that decrypt, so a failure here is a note, not an error.
+/// After a decrypt that succeeded: leave the card unlocked if asked (command line, else
+/// config file). Holding the card cannot spoil that decrypt, so a failure here is a note,
+/// not an error.
 pub(crate) fn keep_unlocked(
-    keep: Option<Duration>,
+    read: &ReadArgs,
+    config: &Config,
     report: &Report,
     verbose: bool,
     ui: &mut dyn Interaction,
 ) {
+    let keep = read.keep_unlocked.or(config.keep_unlocked);
     let Some(keep) = keep.filter(|k| !k.is_zero()) else {
         return;
     };

@@ -16,9 +16,8 @@ use crate::{
 pub fn run(args: &MailArgs, verbose: bool) -> Result<()> {
     let config = Config::load()?;
     let options = options(
-        &args.card,
-        super::pin_policy(&args.pin, None),
-        &args.signer_certs,
+        &args.read,
+        super::pin_policy(&args.read.pin, None),
         &config,
         verbose,
     )?;
@@ -42,17 +41,17 @@ pub fn run(args: &MailArgs, verbose: bool) -> Result<()> {
         };
         message::decrypt_message(&input, &mut decrypt_one, &options.signer_certs)?
     };
-    write_out(args.output.as_deref(), args.overwrite, &outcome.message)?;
+    write_out(
+        args.read.output.as_deref(),
+        args.read.overwrite,
+        &outcome.message,
+    )?;
     if !outcome.encrypted() {
         return Err(Error::NotEncrypted);
     }
-    if let Some(report) = outcome.reports.iter().rev().find(|r| r.pin_sent) {
-        keep_unlocked(
-            args.keep_unlocked.or(config.keep_unlocked),
-            report,
-            verbose,
-            &mut ui,
-        );
+    // As for one message: the card the last part was decrypted with stays unlocked.
+    if let Some(report) = outcome.reports.last() {
+        keep_unlocked(&args.read, &config, report, verbose, &mut ui);
     }
     let have_certs = !options.signer_certs.is_empty();
     let signatures = outcome
