@@ -31,9 +31,9 @@ pub struct Terminal {
     pub loopback: Option<Loopback>,
 }
 
-/// gpg's `--pinentry-mode loopback --command-fd N`, as Emacs EasyPG speaks it: the PIN is
-/// requested with `NEED_PASSPHRASE_PIN` and `GET_HIDDEN passphrase.enter` on the status
-/// descriptor and read as one line from the command descriptor.
+/// gpg's command-descriptor protocol (`--command-fd N`, as Emacs EasyPG and Evolution
+/// speak it): the PIN is requested with `NEED_PASSPHRASE_PIN` and `GET_HIDDEN
+/// passphrase.enter` on the status descriptor and read as one line from descriptor N.
 pub struct Loopback {
     pub status_fd: Option<i32>,
     pub command_fd: i32,
@@ -43,40 +43,23 @@ pub struct Loopback {
 
 impl Loopback {
     fn ask(&mut self, ident: &str) -> Result<SecretString> {
-        use std::io::{Read, Write};
+        use std::io::Read;
         self.asked = true;
         let mut status = crate::mail::status::StatusLines::open(self.status_fd)?;
         status.line(&format!("NEED_PASSPHRASE_PIN OPENPGP 2 {ident}"));
         status.line("GET_HIDDEN passphrase.enter");
-        let unavailable = |e: std::io::Error| {
-            Error::PinUnavailable(format!(
-                "and reading it from --command-fd {} failed: {e}",
-                self.command_fd
-            ))
-        };
+        let what = format!("cannot read the PIN from --command-fd {}", self.command_fd);
+        let unavailable = |e: std::io::Error| Error::PinUnavailable(format!("{what}: {e}"));
         let mut command =
             std::fs::File::open(format!("/dev/fd/{}", self.command_fd)).map_err(unavailable)?;
         // One byte at a time: whatever follows the line is not ours to consume.
         let mut line = zeroize::Zeroizing::new(Vec::new());
         let mut byte = [0u8; 1];
-        loop {
-            match command.read(&mut byte).map_err(unavailable)? {
-                0 if line.is_empty() => {
-                    return Err(Error::PinUnavailable(
-                        "and the caller closed --command-fd without sending it".into(),
-                    ))
-                }
-                0 => break,
-                _ if byte[0] == b'\n' => break,
-                _ => line.push(byte[0]),
-            }
+        while command.read(&mut byte).map_err(unavailable)? == 1 && byte[0] != b'\n' {
+            line.push(byte[0]);
         }
         status.line("GOT_IT");
-        let _ = std::io::stdout().flush();
-        let text = line.strip_suffix(b"\r").unwrap_or(&line);
-        let pin = std::str::from_utf8(text)
-            .map_err(|_| Error::PinUnavailable("and the PIN sent is not UTF-8".into()))?;
-        Ok(SecretString::from(pin))
+        crate::card::pin::first_line_pin(&line, &what)
     }
 }
 
@@ -87,30 +70,35 @@ enum Asker {
 
 impl Terminal {
     fn asker(&self) -> Option<Asker> {
-        let chosen = std::env::var_os("PINENTRY_PROGRAM")
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| self.pinentry.clone());
-        if let Some(program) = chosen {
+        if let Some(program) = named_pinentry(self.pinentry.as_deref()) {
             return Some(Asker::Pinentry(program));
         }
         let tty = std::fs::File::open("/dev/tty").is_ok();
         if tty && std::io::stdin().is_terminal() {
             return Some(Asker::Tty);
         }
-        if let Ok(program) = which_pinentry() {
+        if let Some(program) = pinentry_on_path() {
             return Some(Asker::Pinentry(program));
         }
         tty.then_some(Asker::Tty)
     }
 }
 
-fn which_pinentry() -> std::result::Result<PathBuf, ()> {
-    let path = std::env::var_os("PATH").ok_or(())?;
+/// The pinentry the user named (`PINENTRY_PROGRAM`, else `configured` from the config
+/// file): always used when there is one.
+pub fn named_pinentry(configured: Option<&std::path::Path>) -> Option<PathBuf> {
+    std::env::var_os("PINENTRY_PROGRAM")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| configured.map(PathBuf::from))
+}
+
+/// `pinentry` found on PATH: used when a mail client owns stdin.
+pub fn pinentry_on_path() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join("pinentry"))
         .find(|p| p.is_file())
-        .ok_or(())
 }
 
 impl Interaction for Terminal {

@@ -47,6 +47,12 @@ pub fn read_pin(source: &PinSource) -> Result<Option<SecretString>> {
     std::fs::File::open(&path)
         .and_then(|mut f| f.read_to_end(&mut raw))
         .map_err(|e| Error::PinUnavailable(format!("{what}: {e}")))?;
+    first_line_pin(&raw, &what).map(Some)
+}
+
+/// The PIN in the first line of `raw`, without its line ending; `what` says where it came
+/// from, for the error.
+pub fn first_line_pin(raw: &[u8], what: &str) -> Result<SecretString> {
     let line = raw.split(|&b| b == b'\n').next().unwrap_or_default();
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let pin = std::str::from_utf8(line)
@@ -54,7 +60,7 @@ pub fn read_pin(source: &PinSource) -> Result<Option<SecretString>> {
     if pin.is_empty() {
         return Err(Error::PinUnavailable(format!("{what}: it is empty")));
     }
-    Ok(Some(SecretString::from(pin)))
+    Ok(SecretString::from(pin))
 }
 
 /// Makes sure PW1 (mode 82) is verified, spending at most one try, and only knowingly.

@@ -198,11 +198,7 @@ pub fn check_udev(etc: &Path, lib: &Path) -> Finding {
 /// works there.
 fn check_pinentry() -> Finding {
     let config = crate::config::Config::load().unwrap_or_default();
-    let named = std::env::var_os("PINENTRY_PROGRAM")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .or(config.pinentry);
-    match named {
+    match crate::ui::named_pinentry(config.pinentry.as_deref()) {
         Some(p) if p.is_file() => ok(format!("pinentry: {}", p.display())),
         Some(p) => fail(
             format!(
@@ -211,14 +207,7 @@ fn check_pinentry() -> Finding {
             ),
             "name an installed pinentry, e.g. /usr/bin/pinentry-curses",
         ),
-        None => match std::env::var_os("PATH")
-            .map(|path| {
-                std::env::split_paths(&path)
-                    .map(|d| d.join("pinentry"))
-                    .find(|p| p.is_file())
-            })
-            .unwrap_or_default()
-        {
+        None => match crate::ui::pinentry_on_path() {
             Some(p) => ok(format!(
                 "pinentry: {} (asks for the PIN when a mail client runs cardecrypt)",
                 std::fs::canonicalize(&p).unwrap_or(p).display()
