@@ -16,9 +16,7 @@ use sequoia_openpgp::{
     crypto::{self, mem::Protected, mpi, SessionKey},
     packet::{Packet, PKESK, SKESK},
     parse::{
-        stream::{
-            DecryptionHelper, DecryptorBuilder, MessageLayer, MessageStructure, VerificationHelper,
-        },
+        stream::{DecryptionHelper, DecryptorBuilder, MessageStructure, VerificationHelper},
         PacketParser, Parse,
     },
     policy::StandardPolicy,
@@ -37,7 +35,7 @@ use crate::{
     },
     error::{Error, Result},
     ui::Interaction,
-    verify::SignatureCheck,
+    verify::{self, SignatureCheck},
 };
 
 pub struct DecryptOptions {
@@ -185,20 +183,14 @@ struct Helper<'h> {
 }
 
 impl VerificationHelper for Helper<'_> {
-    fn get_certs(&mut self, _ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
-        Ok(self.options.signer_certs.clone())
+    fn get_certs(&mut self, ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
+        Ok(verify::certs_for(&self.options.signer_certs, ids))
     }
 
     /// Records every verdict and accepts the message whatever they are: authentication
     /// came from decryption, and a bad signature is reported, never allowed to hide text.
     fn check(&mut self, structure: MessageStructure) -> openpgp::Result<()> {
-        for layer in structure {
-            if let MessageLayer::SignatureGroup { results } = layer {
-                self.report
-                    .signatures
-                    .extend(results.iter().map(SignatureCheck::from_result));
-            }
-        }
+        verify::collect(structure, &mut self.report.signatures);
         Ok(())
     }
 

@@ -64,9 +64,7 @@ impl SignatureCheck {
             Err(VerificationError::MissingKey { sig }) => Self::bare(sig, Verdict::NoCert),
             Err(VerificationError::BadSignature { sig, ka, .. }) => Self::by(sig, ka, Verdict::Bad),
             Err(VerificationError::BadKey { sig, ka, error }) => {
-                let mut check = Self::bare(sig, Verdict::Unusable(root_cause(error)));
-                check.know_signer(ka.key().fingerprint(), ka.cert().fingerprint());
-                check
+                Self::by(sig, ka, Verdict::Unusable(root_cause(error)))
             }
             Err(VerificationError::UnboundKey { sig, cert, error }) => {
                 let mut check = Self::bare(sig, Verdict::Unusable(root_cause(error)));
@@ -211,16 +209,11 @@ pub fn detached(data: &[u8], signature: &[u8], certs: &[Cert]) -> Vec<SignatureC
         checks: Vec<SignatureCheck>,
     }
     impl VerificationHelper for Collect<'_> {
-        fn get_certs(&mut self, _ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
-            Ok(self.certs.to_vec())
+        fn get_certs(&mut self, ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
+            Ok(certs_for(self.certs, ids))
         }
         fn check(&mut self, structure: MessageStructure) -> openpgp::Result<()> {
-            for layer in structure {
-                if let MessageLayer::SignatureGroup { results } = layer {
-                    self.checks
-                        .extend(results.iter().map(SignatureCheck::from_result));
-                }
-            }
+            collect(structure, &mut self.checks);
             Ok(())
         }
     }
@@ -241,6 +234,29 @@ pub fn detached(data: &[u8], signature: &[u8], certs: &[Cert]) -> Vec<SignatureC
             "no signature in the signature part",
         )],
         Err(e) => vec![SignatureCheck::unreadable(&root_cause(&e))],
+    }
+}
+
+/// The certificates that hold one of the keys `ids` names (all of them when the signature
+/// names none): a big keyring is not copied whole for every message.
+pub fn certs_for(certs: &[Cert], ids: &[KeyHandle]) -> Vec<Cert> {
+    certs
+        .iter()
+        .filter(|c| {
+            ids.is_empty()
+                || c.keys()
+                    .any(|k| ids.iter().any(|id| k.key().key_handle().aliases(id)))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Every signature verdict in a verified message's structure, in order, added to `checks`.
+pub fn collect(structure: MessageStructure, checks: &mut Vec<SignatureCheck>) {
+    for layer in structure {
+        if let MessageLayer::SignatureGroup { results } = layer {
+            checks.extend(results.iter().map(SignatureCheck::from_result));
+        }
     }
 }
 
@@ -315,6 +331,27 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00 UTC");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
         assert_eq!(utc(1_700_000_000), "2023-11-14 22:13 UTC");
+    }
+
+    #[test]
+    fn only_the_certificates_holding_the_named_key_are_handed_out() {
+        let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/keys");
+        let certs = load_certs(&[keys.join("rsa2048.pub.asc"), keys.join("nistp256.pub.asc")])
+            .expect("certs");
+        let nistp256 = &certs[1];
+        let subkey = nistp256
+            .keys()
+            .subkeys()
+            .next()
+            .expect("subkey")
+            .key()
+            .keyid();
+        let found = certs_for(&certs, &[KeyHandle::from(subkey)]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].fingerprint(), nistp256.fingerprint());
+        let unknown = KeyHandle::from(KeyID::from(0x0123_4567_89AB_CDEF_u64));
+        assert!(certs_for(&certs, &[unknown]).is_empty());
+        assert_eq!(certs_for(&certs, &[]).len(), 2);
     }
 
     #[test]
