@@ -86,16 +86,19 @@ impl Walker<'_, '_> {
             let (payload, report) = (self.decrypt)(&armored)?;
             self.outcome.reports.push(report);
             let payload = with_newlines(&payload, e.newline());
-            let inner = Entity::parse(&payload);
-            let inner_bytes = match self.rewrite(&inner, false, true, depth + 1)? {
-                Some(bytes) => Zeroizing::new(bytes),
-                None => payload.clone(),
-            };
-            let inner = Entity::parse(&inner_bytes);
+            let inner_bytes =
+                match self.rewrite(&Entity::parse(&payload), false, true, depth + 1)? {
+                    Some(bytes) => Zeroizing::new(bytes),
+                    None => payload,
+                };
             if !top {
                 return Ok(Some(inner_bytes.to_vec()));
             }
-            return Ok(Some(self.merge_headers(e, &inner, depth)));
+            return Ok(Some(self.merge_headers(
+                e,
+                &Entity::parse(&inner_bytes),
+                depth,
+            )));
         }
         if ct.mime.starts_with("multipart/") {
             if ct.is("multipart/signed") {
@@ -238,45 +241,32 @@ impl Walker<'_, '_> {
                 out.extend_from_slice(newline);
             }
         }
-        let body = if protected {
-            strip_legacy_display(inner, depth)
-        } else {
-            None
+        // The payload root gives the content fields and the body; with legacy display
+        // stripped, the stripped root (its content fields possibly rewritten).
+        let stripped = protected
+            .then(|| strip_legacy_display(inner, depth))
+            .flatten();
+        let parsed;
+        let root = match &stripped {
+            Some(bytes) => {
+                parsed = Entity::parse(bytes);
+                &parsed
+            }
+            None => inner,
         };
-        match body {
-            Some(stripped) => {
-                // The stripped payload root has its own (possibly rewritten) content fields.
-                let root = Entity::parse(&stripped);
-                for f in root
-                    .fields
-                    .iter()
-                    .filter(|f| f.is_content() && !f.is("MIME-Version"))
-                {
-                    out.extend_from_slice(f.raw);
-                }
-                out.extend_from_slice(if root.separator.is_empty() {
-                    newline
-                } else {
-                    root.separator
-                });
-                out.extend_from_slice(root.body);
-            }
-            None => {
-                for f in inner
-                    .fields
-                    .iter()
-                    .filter(|f| f.is_content() && !f.is("MIME-Version"))
-                {
-                    out.extend_from_slice(f.raw);
-                }
-                out.extend_from_slice(if inner.separator.is_empty() {
-                    newline
-                } else {
-                    inner.separator
-                });
-                out.extend_from_slice(inner.body);
-            }
+        for f in root
+            .fields
+            .iter()
+            .filter(|f| f.is_content() && !f.is("MIME-Version"))
+        {
+            out.extend_from_slice(f.raw);
         }
+        out.extend_from_slice(if root.separator.is_empty() {
+            newline
+        } else {
+            root.separator
+        });
+        out.extend_from_slice(root.body);
         out
     }
 
@@ -367,10 +357,7 @@ fn find_blocks(body: &[u8]) -> Vec<(usize, usize)> {
     let mut pos = 0;
     let mut start = None;
     while pos < body.len() {
-        let end = body[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(body.len(), |i| pos + i + 1);
+        let end = mime::line_end(body, pos);
         let line = body[pos..end].trim_ascii_end();
         if line == BEGIN {
             start = Some(pos);
@@ -533,10 +520,7 @@ fn strip_legacy_display(e: &Entity<'_>, depth: usize) -> Option<Vec<u8>> {
 fn strip_plain_legacy(body: &[u8]) -> Option<Vec<u8>> {
     let mut pos = 0;
     while pos < body.len() {
-        let end = body[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(body.len(), |i| pos + i + 1);
+        let end = mime::line_end(body, pos);
         if body[pos..end].trim_ascii().is_empty() {
             return Some(body[end..].to_vec());
         }

@@ -132,7 +132,7 @@ impl<'a> Entity<'a> {
 }
 
 /// Offset just past the line starting at `pos` (its line ending included).
-fn line_end(bytes: &[u8], pos: usize) -> usize {
+pub(crate) fn line_end(bytes: &[u8], pos: usize) -> usize {
     match bytes[pos..].iter().position(|&b| b == b'\n') {
         Some(i) => pos + i + 1,
         None => bytes.len(),
