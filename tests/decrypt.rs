@@ -193,16 +193,7 @@ fn forged_signature_shows_the_text_and_says_bad() {
 }
 
 fn signing_fingerprint(algo: &str) -> String {
-    let policy = sequoia_openpgp::policy::StandardPolicy::new();
-    cert(algo)
-        .keys()
-        .with_policy(&policy, None)
-        .for_signing()
-        .next()
-        .expect("signing key")
-        .key()
-        .fingerprint()
-        .to_hex()
+    signing_keypair(algo).public().fingerprint().to_hex()
 }
 
 #[test]

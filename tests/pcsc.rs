@@ -221,15 +221,41 @@ impl Env {
         self.dir.path().join(name)
     }
 
+    /// Settings of the person running the tests stay out: caches and the holder's runtime
+    /// directory are ours, there is no config file, no card or pinentry or unlock default.
+    fn isolate<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        cmd.env("XDG_CACHE_HOME", self.path("cache"))
+            .env("XDG_RUNTIME_DIR", self.path("run"))
+            .env("CARDECRYPT_CONFIG", self.path("no-config"))
+            .env_remove("CARDECRYPT_CARD")
+            .env_remove("CARDECRYPT_KEEP_UNLOCKED")
+            .env_remove("PINENTRY_PROGRAM")
+    }
+
+    /// The same isolation as a prefix for shell command lines (tmux, mutt's commands).
+    fn shell_env(&self) -> String {
+        format!(
+            "env -u CARDECRYPT_CARD -u CARDECRYPT_KEEP_UNLOCKED -u PINENTRY_PROGRAM \
+             XDG_CACHE_HOME={} XDG_RUNTIME_DIR={} CARDECRYPT_CONFIG={}",
+            self.path("cache").display(),
+            self.path("run").display(),
+            self.path("no-config").display()
+        )
+    }
+
     fn cardecrypt(&self, args: &[&str], stdin: &[u8]) -> Output {
         run(
-            Command::new(cardecrypt_bin())
-                .args(args)
-                .env("XDG_CACHE_HOME", self.path("cache"))
-                .env("XDG_RUNTIME_DIR", self.path("run"))
-                .env_remove("CARDECRYPT_CARD"),
+            self.isolate(&mut Command::new(cardecrypt_bin())).args(args),
             stdin,
         )
+    }
+
+    /// `cardecrypt ARGS --batch --pin-file PIN`: the user PIN from the test's PIN file.
+    fn cardecrypt_with_pin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let pin = self.path("pin");
+        let mut all = args.to_vec();
+        all.extend(["--batch", "--pin-file", pin.to_str().expect("utf8")]);
+        self.cardecrypt(&all, stdin)
     }
 
     fn gpg(&self, args: &[&str], stdin: &[u8]) -> Output {
@@ -346,11 +372,7 @@ fn decrypts_gpg_messages_for_every_card_algorithm(env: &Env) {
         let recipient = format!("{algo}@cardecrypt.test");
         let enc = env.gpg(&["-e", "-a", "-r", &recipient], plain);
         assert_ok(&enc, "gpg -e");
-        let pin = env.path("pin");
-        let out = env.cardecrypt(
-            &["--batch", "--pin-file", pin.to_str().expect("utf8")],
-            &enc.stdout,
-        );
+        let out = env.cardecrypt_with_pin(&[], &enc.stdout);
         assert_ok(&out, algo);
         assert_eq!(out.stdout, plain, "{algo}");
         assert!(out.stderr.is_empty(), "{algo}: {}", text(&out.stderr));
@@ -411,14 +433,10 @@ fn decrypts_every_gpg_message_form(env: &Env) {
             ],
         ),
     ];
-    let pin = env.path("pin");
     for (name, args) in forms {
         let enc = env.gpg(&args, &plain);
         assert_ok(&enc, name);
-        let out = env.cardecrypt(
-            &["--batch", "--pin-file", pin.to_str().expect("utf8")],
-            &enc.stdout,
-        );
+        let out = env.cardecrypt_with_pin(&[], &enc.stdout);
         assert_ok(&out, name);
         assert!(out.stdout == plain, "{name}: plaintext differs");
         let err = text(&out.stderr);
@@ -430,11 +448,8 @@ fn decrypts_every_gpg_message_form(env: &Env) {
         // With the signer's certificate the gpg-made signature verifies, in words and in
         // gpg's status lines.
         let signer = data_dir().join("keys/nistp256.pub.asc");
-        let out = env.cardecrypt(
+        let out = env.cardecrypt_with_pin(
             &[
-                "--batch",
-                "--pin-file",
-                pin.to_str().expect("utf8"),
                 "--status-fd=2",
                 "--signer-certs",
                 signer.to_str().expect("utf8"),
@@ -492,16 +507,9 @@ fn output_file_is_new_private_and_not_overwritten(env: &Env) {
     env.import_to_card("cv25519");
     let message = std::fs::read(data_dir().join("base_seipd1.gpg")).expect("base");
     let expected = std::fs::read(data_dir().join("plain.txt")).expect("plain");
-    let pin = env.path("pin");
     let out_file = env.path("out.txt");
-    let args = [
-        "--batch",
-        "--pin-file",
-        pin.to_str().expect("utf8"),
-        "-o",
-        out_file.to_str().expect("utf8"),
-    ];
-    assert_ok(&env.cardecrypt(&args, &message), "decrypt to file");
+    let args = ["-o", out_file.to_str().expect("utf8")];
+    assert_ok(&env.cardecrypt_with_pin(&args, &message), "decrypt to file");
     assert_eq!(std::fs::read(&out_file).expect("out"), expected);
     let mode = std::fs::metadata(&out_file)
         .expect("meta")
@@ -517,16 +525,7 @@ fn output_file_is_new_private_and_not_overwritten(env: &Env) {
     // A tampered message leaves no output file behind.
     let bad_file = env.path("bad.txt");
     let bad = std::fs::read(data_dir().join("fail_mdc.gpg")).expect("fail_mdc");
-    let out = env.cardecrypt(
-        &[
-            "--batch",
-            "--pin-file",
-            pin.to_str().expect("utf8"),
-            "-o",
-            bad_file.to_str().expect("utf8"),
-        ],
-        &bad,
-    );
+    let out = env.cardecrypt_with_pin(&["-o", bad_file.to_str().expect("utf8")], &bad);
     assert_fails(&out, 6, "manipulated");
     assert!(!bad_file.exists());
 }
@@ -534,22 +533,13 @@ fn output_file_is_new_private_and_not_overwritten(env: &Env) {
 fn bad_input_corpus_gives_errors_and_no_plaintext(env: &Env) {
     env.import_to_card("cv25519");
     let cases = std::fs::read_to_string(data_dir().join("fail_cases.tsv")).expect("cases");
-    let pin = env.path("pin");
     for line in cases
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
     {
         let f: Vec<&str> = line.split('\t').collect();
         let file = data_dir().join(f[0]);
-        let out = env.cardecrypt(
-            &[
-                "--batch",
-                "--pin-file",
-                pin.to_str().expect("utf8"),
-                file.to_str().expect("utf8"),
-            ],
-            b"",
-        );
+        let out = env.cardecrypt_with_pin(&[file.to_str().expect("utf8")], b"");
         assert_fails(&out, f[1].parse().expect("code"), f[2]);
         assert_eq!(
             text(&out.stderr)
@@ -580,19 +570,17 @@ fn wrong_pin_costs_one_try_and_says_how_many_are_left(env: &Env) {
     );
     // The right PIN through an inherited descriptor works.
     let out = run(
-        Command::new("sh")
+        env.isolate(&mut Command::new("sh"))
             .arg("-c")
             .arg("exec \"$CARDECRYPT\" --batch --pin-fd 3 3<\"$PIN_FILE\"")
             .env("CARDECRYPT", cardecrypt_bin())
-            .env("PIN_FILE", env.path("pin"))
-            .env("XDG_CACHE_HOME", env.path("cache")),
+            .env("PIN_FILE", env.path("pin")),
         &message,
     );
     assert_ok(&out, "pin-fd");
 }
 
 fn gpg_keytocard_keys_decrypt_with_cardecrypt(env: &Env) {
-    let pin = env.path("pin");
     // gpg 2.2 keytocard does not switch a slot from ECC to RSA attributes by itself ("Invalid
     // value"); the RSA and NIST paths are covered by `card import` + gpg messages above.
     {
@@ -651,10 +639,7 @@ fn gpg_keytocard_keys_decrypt_with_cardecrypt(env: &Env) {
             b"moved by gpg\n",
         );
         assert_ok(&enc, "gpg -e");
-        let out = env.cardecrypt(
-            &["--batch", "--pin-file", pin.to_str().expect("utf8")],
-            &enc.stdout,
-        );
+        let out = env.cardecrypt_with_pin(&[], &enc.stdout);
         assert_ok(&out, algo);
         assert_eq!(out.stdout, b"moved by gpg\n");
     }
@@ -662,7 +647,6 @@ fn gpg_keytocard_keys_decrypt_with_cardecrypt(env: &Env) {
 
 fn decrypts_sequoia_messages_for_every_card_algorithm(env: &Env) {
     use sequoia_openpgp::types::AEADAlgorithm;
-    let pin = env.path("pin");
     for algo in [
         "cv25519", "nistp256", "nistp384", "nistp521", "rsa2048", "rsa3072", "rsa4096",
     ] {
@@ -683,10 +667,7 @@ fn decrypts_sequoia_messages_for_every_card_algorithm(env: &Env) {
                     ..Form::default()
                 },
             );
-            let out = env.cardecrypt(
-                &["--batch", "--pin-file", pin.to_str().expect("utf8")],
-                &message,
-            );
+            let out = env.cardecrypt_with_pin(&[], &message);
             assert_ok(&out, &plain);
             assert_eq!(text(&out.stdout), plain);
         }
@@ -698,11 +679,7 @@ fn touch_policy_makes_cardecrypt_ask_for_a_touch(env: &Env) {
     env.import_to_card("cv25519");
     set_touch_policy(TouchPolicy::On);
     let message = std::fs::read(data_dir().join("base_seipd1.gpg")).expect("base");
-    let pin = env.path("pin");
-    let out = env.cardecrypt(
-        &["--batch", "--pin-file", pin.to_str().expect("utf8")],
-        &message,
-    );
+    let out = env.cardecrypt_with_pin(&[], &message);
     set_touch_policy(TouchPolicy::Off);
     assert_ok(&out, "decrypt with touch");
     assert!(
@@ -800,10 +777,7 @@ fn card_generate_makes_a_certificate_gpg_uses(env: &Env) {
     assert_ok(&dec, "gpg -d through the card");
     assert_eq!(dec.stdout, b"made on the card\n");
     env.stop_gpg();
-    let out = env.cardecrypt(
-        &["--batch", "--pin-file", pin.to_str().expect("utf8")],
-        &enc.stdout,
-    );
+    let out = env.cardecrypt_with_pin(&[], &enc.stdout);
     assert_ok(&out, "cardecrypt");
     assert_eq!(out.stdout, b"made on the card\n");
 }
@@ -1098,7 +1072,8 @@ fn mail_clients_show_messages_decrypted(env: &Env) {
         std::fs::write(maildir.join(folder).join("cur/1:2,S"), message).expect("mail");
     }
     let cmd = format!(
-        "{} --status-fd=2 --no-verbose --quiet --batch --pin-file {} --output - %f",
+        "{} {} --status-fd=2 --no-verbose --quiet --batch --pin-file {} --output - %f",
+        env.shell_env(),
         cardecrypt_bin().display(),
         env.path("pin").display()
     );
@@ -1210,9 +1185,7 @@ fn cardecrypt_mail_decrypts_whole_messages(env: &Env) {
          --x\nContent-Type: application/octet-stream\n\n{}\n--x--\n",
         text(&enc.stdout)
     );
-    let pin = env.path("pin");
-    let pin = pin.to_str().expect("utf8");
-    let out = env.cardecrypt(&["mail", "--batch", "--pin-file", pin], message.as_bytes());
+    let out = env.cardecrypt_with_pin(&["mail"], message.as_bytes());
     assert_ok(&out, "cardecrypt mail");
     let shown = text(&out.stdout);
     assert!(
@@ -1234,12 +1207,10 @@ fn cardecrypt_mail_decrypts_whole_messages(env: &Env) {
     let mut tampered = message.clone().into_bytes();
     let at = message.find("-----BEGIN PGP MESSAGE-----").expect("armor") + 120;
     tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
-    let out = env.cardecrypt(&["mail", "--batch", "--pin-file", pin], &tampered);
+    let out = env.cardecrypt_with_pin(&["mail"], &tampered);
     assert_fails(&out, 6, "cannot be decrypted safely");
 }
 
-/// With stdin taken (as a mail client does), the PIN is asked through the real
-/// pinentry-curses on the terminal, and the PIN typed there unlocks the card.
 /// gpg front ends that answer `GET_HIDDEN passphrase.enter` with the PIN on their command
 /// descriptor: Emacs EasyPG (`--command-fd 0 --pinentry-mode loopback --status-fd 1`, output
 /// to a file) and Evolution (no pinentry mode, ciphertext on stdin, command fd 4, status on
@@ -1297,10 +1268,8 @@ fn answer_get_hidden(env: &Env, cmd: &mut Command, status_on_stdout: bool) -> (S
     use std::io::{BufRead, BufReader, Read};
     assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
     std::thread::sleep(Duration::from_millis(1500)); // pcscd powers the card off
-    let mut child = cmd
-        .env("XDG_CACHE_HOME", env.path("cache"))
-        .env("XDG_RUNTIME_DIR", env.path("run"))
-        .env_remove("CARDECRYPT_CARD")
+    let mut child = env
+        .isolate(cmd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -1372,6 +1341,68 @@ fn answer_get_hidden(env: &Env, cmd: &mut Command, status_on_stdout: bool) -> (S
     (status, other)
 }
 
+/// The config file the README documents: `signer-certs` and `pinentry` from it are used,
+/// and a setting it does not know is refused in one line.
+fn config_file_sets_signer_certs_and_pinentry(env: &Env) {
+    env.import_to_card("cv25519");
+    let config = env.path("config");
+    let with_config = |args: &[&str], stdin: &[u8]| {
+        run(
+            env.isolate(&mut Command::new(cardecrypt_bin()))
+                .env("CARDECRYPT_CONFIG", &config)
+                .args(args),
+            stdin,
+        )
+    };
+    let signer = data_dir().join("keys/nistp256.pub.asc");
+    std::fs::write(
+        &config,
+        format!(
+            "# test\nsigner-certs = {}\npinentry = /nonexistent/pinentry\n",
+            signer.display()
+        ),
+    )
+    .expect("config");
+    let signed = encrypt(
+        &[&cert("cv25519")],
+        b"signed text\n",
+        Form {
+            signed_by: Some("nistp256"),
+            ..Form::default()
+        },
+    );
+    let pin = env.path("pin");
+    let out = with_config(
+        &["--batch", "--pin-file", pin.to_str().expect("utf8")],
+        &signed,
+    );
+    assert_ok(&out, "decrypt with the config file");
+    assert!(
+        text(&out.stderr).contains("good signature by"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = env.cardecrypt_with_pin(&[], &signed);
+    assert_ok(&out, "decrypt without the config file");
+    assert!(
+        text(&out.stderr).contains("NOT checked"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The card locked, the pinentry the config names is the one asked.
+    assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
+    std::thread::sleep(Duration::from_millis(1500)); // pcscd powers the card off
+    let out = with_config(&[], &signed);
+    assert_fails(&out, 5, "/nonexistent/pinentry");
+
+    std::fs::write(&config, "colour = red\n").expect("config");
+    let out = with_config(&["--batch"], &signed);
+    assert_fails(&out, 2, "unknown setting `colour`");
+}
+
+/// With stdin taken (as a mail client does), the PIN is asked through the real
+/// pinentry-curses on the terminal, and the PIN typed there unlocks the card.
 fn pinentry_asks_when_stdin_is_taken(env: &Env) {
     env.import_to_card("cv25519");
     assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
@@ -1379,8 +1410,8 @@ fn pinentry_asks_when_stdin_is_taken(env: &Env) {
     let message = data_dir().join("base_seipd1.gpg");
     let (out, err, flag) = (env.path("pe.out"), env.path("pe.err"), env.path("pe.done"));
     let script = format!(
-        "XDG_CACHE_HOME={cache} {bin} < {msg} > {out} 2> {err}; echo $? > {flag}",
-        cache = env.path("cache").display(),
+        "{env} {bin} < {msg} > {out} 2> {err}; echo $? > {flag}",
+        env = env.shell_env(),
         bin = cardecrypt_bin().display(),
         msg = message.display(),
         out = out.display(),
@@ -1436,18 +1467,8 @@ fn pinentry_asks_when_stdin_is_taken(env: &Env) {
 fn keep_unlocked_spares_the_pin_until_lock(env: &Env) {
     env.import_to_card("cv25519");
     let message = std::fs::read(data_dir().join("base_seipd1.gpg")).expect("base");
-    let pin = env.path("pin");
     let pause = || std::thread::sleep(Duration::from_millis(1500)); // > pcscd's power-off delay
-    let out = env.cardecrypt(
-        &[
-            "--batch",
-            "--pin-file",
-            pin.to_str().expect("utf8"),
-            "--keep-unlocked",
-            "60s",
-        ],
-        &message,
-    );
+    let out = env.cardecrypt_with_pin(&["--keep-unlocked", "60s"], &message);
     assert_ok(&out, "decrypt and keep unlocked");
     pause();
     let out = env.cardecrypt(&["--batch"], &message);
@@ -1504,10 +1525,9 @@ fn doctor_explains_the_setup(env: &Env) {
     .expect("rc");
     let doctor = || {
         run(
-            Command::new(cardecrypt_bin())
+            env.isolate(&mut Command::new(cardecrypt_bin()))
                 .arg("doctor")
-                .env("HOME", home.path())
-                .env("XDG_RUNTIME_DIR", env.path("run")),
+                .env("HOME", home.path()),
             b"",
         )
     };
@@ -1581,7 +1601,7 @@ fn main() {
 
     type Case<'a> = (&'a str, Box<dyn Fn(&Env, &mut Option<VcardProcess>) + 'a>);
     type Simple<'a> = (&'a str, fn(&Env));
-    let simple: [Simple; 20] = [
+    let simple: [Simple; 21] = [
         (
             "cardecrypt_mail_decrypts_whole_messages",
             cardecrypt_mail_decrypts_whole_messages,
@@ -1655,6 +1675,10 @@ fn main() {
         (
             "gpg_front_ends_send_the_pin_on_the_command_fd",
             gpg_front_ends_send_the_pin_on_the_command_fd,
+        ),
+        (
+            "config_file_sets_signer_certs_and_pinentry",
+            config_file_sets_signer_certs_and_pinentry,
         ),
     ];
     let mut cases: Vec<Case> = simple
