@@ -1341,9 +1341,9 @@ fn answer_get_hidden(env: &Env, cmd: &mut Command, status_on_stdout: bool) -> (S
     (status, other)
 }
 
-/// The config file the README documents: `signer-certs` and `pinentry` from it are used,
-/// and a setting it does not know is refused in one line.
-fn config_file_sets_signer_certs_and_pinentry(env: &Env) {
+/// The config file the README documents: `signer-certs`, `keep-unlocked` and `pinentry`
+/// from it are used, and a setting it does not know is refused in one line.
+fn config_file_sets_signer_certs_keep_unlocked_and_pinentry(env: &Env) {
     env.import_to_card("cv25519");
     let config = env.path("config");
     let with_config = |args: &[&str], stdin: &[u8]| {
@@ -1358,7 +1358,7 @@ fn config_file_sets_signer_certs_and_pinentry(env: &Env) {
     std::fs::write(
         &config,
         format!(
-            "# test\nsigner-certs = {}\npinentry = /nonexistent/pinentry\n",
+            "# test\nsigner-certs = {}\nkeep-unlocked = 60s\npinentry = /nonexistent/pinentry\n",
             signer.display()
         ),
     )
@@ -1381,6 +1381,14 @@ fn config_file_sets_signer_certs_and_pinentry(env: &Env) {
         text(&out.stderr).contains("good signature by"),
         "{}",
         text(&out.stderr)
+    );
+    let status = env.cardecrypt(&["card", "status", "--json"], b"");
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert!(
+        json["kept_unlocked_seconds"]
+            .as_u64()
+            .is_some_and(|s| s > 0 && s <= 60),
+        "{json}"
     );
     let out = env.cardecrypt_with_pin(&[], &signed);
     assert_ok(&out, "decrypt without the config file");
@@ -1677,8 +1685,8 @@ fn main() {
             gpg_front_ends_send_the_pin_on_the_command_fd,
         ),
         (
-            "config_file_sets_signer_certs_and_pinentry",
-            config_file_sets_signer_certs_and_pinentry,
+            "config_file_sets_signer_certs_keep_unlocked_and_pinentry",
+            config_file_sets_signer_certs_keep_unlocked_and_pinentry,
         ),
     ];
     let mut cases: Vec<Case> = simple
