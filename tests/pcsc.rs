@@ -250,6 +250,13 @@ impl Env {
         )
     }
 
+    /// What `card status --json` says of the time the card stays unlocked.
+    fn kept_unlocked_seconds(&self) -> Option<u64> {
+        let status = self.cardecrypt(&["card", "status", "--json"], b"");
+        let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+        json["kept_unlocked_seconds"].as_u64()
+    }
+
     /// `cardecrypt ARGS --batch --pin-file PIN`: the user PIN from the test's PIN file.
     fn cardecrypt_with_pin(&self, args: &[&str], stdin: &[u8]) -> Output {
         let pin = self.path("pin");
@@ -1382,14 +1389,8 @@ fn config_file_sets_signer_certs_keep_unlocked_and_pinentry(env: &Env) {
         "{}",
         text(&out.stderr)
     );
-    let status = env.cardecrypt(&["card", "status", "--json"], b"");
-    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
-    assert!(
-        json["kept_unlocked_seconds"]
-            .as_u64()
-            .is_some_and(|s| s > 0 && s <= 60),
-        "{json}"
-    );
+    let left = env.kept_unlocked_seconds();
+    assert!(left.is_some_and(|s| s > 0 && s <= 60), "{left:?}");
     let out = env.cardecrypt_with_pin(&[], &signed);
     assert_ok(&out, "decrypt without the config file");
     assert!(
@@ -1481,14 +1482,8 @@ fn keep_unlocked_spares_the_pin_until_lock(env: &Env) {
     pause();
     let out = env.cardecrypt(&["--batch"], &message);
     assert_ok(&out, "second decrypt without a PIN");
-    let status = env.cardecrypt(&["card", "status", "--json"], b"");
-    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
-    assert!(
-        json["kept_unlocked_seconds"]
-            .as_u64()
-            .is_some_and(|s| s > 0 && s <= 60),
-        "{json}"
-    );
+    let left = env.kept_unlocked_seconds();
+    assert!(left.is_some_and(|s| s > 0 && s <= 60), "{left:?}");
     // The holder does not keep other programs from the card. (A gpg home of its own: gpg
     // remembers the card's keys, which would confuse the other gpg tests.)
     let home = tempfile::tempdir().expect("tempdir");
