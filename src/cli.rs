@@ -97,6 +97,12 @@ pub struct ReadArgs {
     /// armored or binary; repeatable; added to `signer-certs` from the config file)
     #[arg(long, value_name = "FILE")]
     pub signer_certs: Vec<PathBuf>,
+
+    /// When the plaintext goes to a stream (standard output, a FIFO) and the message comes
+    /// from a pipe, keep its ciphertext for the second pass in an unnamed file in DIR
+    /// (default: $TMPDIR or /tmp)
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// gpg options that mail clients pass along (mutt's sample gpg.rc, for one): accepted so

@@ -14,12 +14,7 @@ use openpgp_card::{
 use sequoia_openpgp::{
     self as openpgp,
     crypto::{self, mem::Protected, mpi, SessionKey},
-    packet::{Packet, PKESK, SKESK},
-    parse::{
-        stream::{DecryptionHelper, DecryptorBuilder, MessageStructure, VerificationHelper},
-        PacketParser, Parse,
-    },
-    policy::StandardPolicy,
+    packet::{PKESK, SKESK},
     types::{Curve, SymmetricAlgorithm},
     Cert, KeyHandle, KeyID,
 };
@@ -33,9 +28,10 @@ use crate::{
         pubkey::{self, PublicKey},
         CardInfo, CardSource,
     },
+    engine,
     error::{Error, Result},
     ui::Interaction,
-    verify::{self, SignatureCheck},
+    verify::SignatureCheck,
 };
 
 pub struct DecryptOptions {
@@ -48,6 +44,8 @@ pub struct DecryptOptions {
     pub key_cache: Option<PathBuf>,
     /// Certificates to check signatures inside the message against.
     pub signer_certs: Vec<Cert>,
+    /// Where a piped message is spooled (ciphertext) for two passes; `$TMPDIR` if `None`.
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// What happened, filled in as decryption proceeds (so a failure still tells how far it
@@ -72,9 +70,14 @@ pub struct Report {
     pub aead_algo: Option<u8>,
     /// Literal data packet: format byte, date (seconds), file name.
     pub literal: Option<(u8, u32, Vec<u8>)>,
+    /// The cipher is old (CAST5, IDEA, 3DES, Blowfish): which, and why that matters.
+    pub weak_cipher: Option<&'static str>,
+    /// The container was GnuPG's OCB Encrypted Data packet (tag 20).
+    pub librepgp: bool,
 }
 
-/// Decrypts a whole message. Returns the plaintext only if it is fully authenticated.
+/// Decrypts a whole message in memory. Returns the plaintext only if it is fully
+/// authenticated.
 pub fn decrypt(
     input: &mut dyn Read,
     source: &mut dyn CardSource,
@@ -94,145 +97,77 @@ pub fn decrypt_reporting(
     options: &DecryptOptions,
     report: &mut Report,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let mut message = Vec::new();
+    let mut message = Zeroizing::new(Vec::new());
     input
         .read_to_end(&mut message)
         .map_err(|e| Error::io("cannot read the message", e))?;
-    if message.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::NotOpenPgp("the input is empty".into()));
-    }
+    let mut plaintext = Zeroizing::new(Vec::new());
+    let input = engine::Input::Stream(Box::new(std::io::Cursor::new(message)));
+    decrypt_to(
+        input,
+        engine::Dest::Memory(&mut plaintext),
+        source,
+        ui,
+        options,
+        report,
+    )?;
+    Ok(plaintext)
+}
 
+/// Decrypts `input` to `dest` in bounded memory; returns the plaintext length. `report` is
+/// filled in as far as decryption got, also on failure.
+pub fn decrypt_to(
+    input: engine::Input,
+    dest: engine::Dest<'_>,
+    source: &mut dyn CardSource,
+    ui: &mut dyn Interaction,
+    options: &DecryptOptions,
+    report: &mut Report,
+) -> Result<u64> {
     let counter = ApduCounter::default();
-    let mut state = State::default();
-    let policy = StandardPolicy::new();
-    let helper = Helper {
+    let mut facts = engine::Facts::default();
+    let settings = engine::Settings {
+        spool_dir: options.spool_dir.clone(),
+        signer_certs: options.signer_certs.clone(),
+    };
+    let mut keys = CardKeys {
         source,
         ui,
         options,
         counter: counter.clone(),
-        state: &mut state,
         report,
     };
-    let result = DecryptorBuilder::from_bytes(&message[..])
-        .and_then(|b| b.with_policy(&policy, None, helper));
-    let mut decryptor = match result {
-        Ok(d) => d,
-        Err(e) => {
-            report.apdus = counter.get();
-            let failure = state.failure.take();
-            return Err(failure.unwrap_or_else(|| classify_parse_error(&message, &e)));
-        }
-    };
-    let mut plaintext = Zeroizing::new(Vec::new());
-    let read = decryptor.read_to_end(&mut plaintext);
-    let processed = decryptor.message_processed();
-    drop(decryptor);
+    let result = engine::decrypt(input, dest, &mut keys, &settings, &mut facts);
+    let report = keys.report;
     report.apdus = counter.get();
-    if let Err(e) = read {
-        return Err(Error::BadMessage(io_error_chain(&e)));
-    }
-    if !processed {
-        return Err(Error::BadMessage("the message ended early".into()));
-    }
-    Ok(plaintext)
+    report.sym_algo = facts.sym_algo.or(report.sym_algo);
+    report.aead_algo = facts.aead_algo;
+    report.literal = facts.literal;
+    report.signatures = facts.signatures;
+    report.weak_cipher = facts.weak_cipher;
+    report.librepgp = facts.librepgp;
+    result
 }
 
-/// Not OpenPGP at all, or OpenPGP that is broken.
-fn classify_parse_error(message: &[u8], e: &anyhow::Error) -> Error {
-    let armored = message
-        .windows(b"-----BEGIN PGP".len())
-        .any(|w| w == b"-----BEGIN PGP");
-    let binary_packet = message.first().is_some_and(|b| b & 0x80 != 0);
-    if !armored && !binary_packet {
-        Error::NotOpenPgp("no OpenPGP data found".into())
-    } else {
-        Error::BadMessage(anyhow_chain(e))
-    }
-}
-
-fn anyhow_chain(e: &anyhow::Error) -> String {
-    let parts: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-    parts.join(": ")
-}
-
-fn io_error_chain(e: &std::io::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.contains(&text) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
-
-#[derive(Default)]
-struct State {
-    failure: Option<Error>,
-}
-
-struct Helper<'h> {
+/// The card side of decryption: finds the card whose key a PKESK names and has it unwrap
+/// the session key.
+struct CardKeys<'h> {
     source: &'h mut dyn CardSource,
     ui: &'h mut dyn Interaction,
     options: &'h DecryptOptions,
     counter: ApduCounter,
-    state: &'h mut State,
     report: &'h mut Report,
 }
 
-impl VerificationHelper for Helper<'_> {
-    fn get_certs(&mut self, ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
-        Ok(verify::certs_for(&self.options.signer_certs, ids))
-    }
-
-    /// Records every verdict and accepts the message whatever they are: authentication
-    /// came from decryption, and a bad signature is reported, never allowed to hide text.
-    fn check(&mut self, structure: MessageStructure) -> openpgp::Result<()> {
-        verify::collect(structure, &mut self.report.signatures);
-        Ok(())
-    }
-
-    fn inspect(&mut self, pp: &PacketParser<'_>) -> openpgp::Result<()> {
-        match &pp.packet {
-            Packet::Literal(l) => {
-                let date = l
-                    .date()
-                    .and_then(|d| d.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_secs() as u32);
-                self.report.literal = Some((
-                    u8::from(l.format()),
-                    date,
-                    l.filename().unwrap_or_default().to_vec(),
-                ));
-            }
-            Packet::SEIP(openpgp::packet::SEIP::V2(seip)) => {
-                self.report.sym_algo = Some(u8::from(seip.symmetric_algo()));
-                self.report.aead_algo = Some(u8::from(seip.aead()));
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
-impl DecryptionHelper for Helper<'_> {
-    fn decrypt(
+impl engine::SessionKeys for CardKeys<'_> {
+    fn unwrap(
         &mut self,
         pkesks: &[PKESK],
         skesks: &[SKESK],
-        sym_algo: Option<SymmetricAlgorithm>,
-        decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
-    ) -> openpgp::Result<Option<Cert>> {
-        match self.find_and_decrypt(pkesks, skesks, sym_algo, decrypt) {
-            Ok(()) => Ok(None),
-            Err(e) => {
-                let text = e.to_string();
-                self.state.failure = Some(e);
-                Err(anyhow::anyhow!(text))
-            }
-        }
+        sym: Option<SymmetricAlgorithm>,
+        fits: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
+    ) -> Result<(Option<SymmetricAlgorithm>, SessionKey)> {
+        self.find_and_decrypt(pkesks, skesks, sym, fits)
     }
 }
 
@@ -260,14 +195,14 @@ fn addressed_to(pkesk: &PKESK, fingerprint: &openpgp::Fingerprint) -> bool {
     }
 }
 
-impl Helper<'_> {
+impl CardKeys<'_> {
     fn find_and_decrypt(
         &mut self,
         pkesks: &[PKESK],
         skesks: &[SKESK],
         sym_algo: Option<SymmetricAlgorithm>,
-        decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
-    ) -> Result<()> {
+        fits: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
+    ) -> Result<(Option<SymmetricAlgorithm>, SessionKey)> {
         if pkesks.is_empty() {
             return Err(if skesks.is_empty() {
                 Error::BadMessage("the message has no encrypted session key".into())
@@ -350,11 +285,11 @@ impl Helper<'_> {
                 .any(|p| p.recipient().is_some_and(|h| !is_wildcard(&h)));
             for pkesk in matching {
                 if let Some((algo, session_key)) = pkesk.decrypt(&mut decryptor, sym_algo) {
-                    if decrypt(algo, &session_key) {
-                        if let (None, Some(algo)) = (self.report.sym_algo, algo) {
+                    if fits(algo, &session_key) {
+                        if let Some(algo) = algo {
                             self.report.sym_algo = Some(u8::from(algo));
                         }
-                        return Ok(());
+                        return Ok((algo, session_key));
                     }
                 }
                 if let Some(e) = decryptor.failure.take() {
@@ -363,8 +298,8 @@ impl Helper<'_> {
             }
             if explicit {
                 return Err(Error::BadMessage(format!(
-                    "the encrypted data does not authenticate with the session key card {} \
-                     unwrapped: the message was damaged or altered",
+                    "the session key card {} unwrapped does not fit the encrypted data: the \
+                     message was damaged or altered",
                     info.ident
                 )));
             }
@@ -489,18 +424,5 @@ mod tests {
         point.extend_from_slice(&[2; 32]);
         assert_eq!(x_coordinate(&Curve::NistP256, &point), &[1; 32]);
         assert_eq!(x_coordinate(&Curve::NistP256, &[3; 32]), &[3; 32]);
-    }
-
-    #[test]
-    fn garbage_is_not_openpgp_but_a_broken_packet_is_a_bad_message() {
-        let e = anyhow::anyhow!("x");
-        assert!(matches!(
-            classify_parse_error(b"hello world", &e),
-            Error::NotOpenPgp(_)
-        ));
-        assert!(matches!(
-            classify_parse_error(&[0xc1, 0x00], &e),
-            Error::BadMessage(_)
-        ));
     }
 }

@@ -63,6 +63,13 @@ pub enum Error {
     NotOpenPgp(String),
     /// The message is corrupt, truncated or was tampered with.
     BadMessage(String),
+    /// The message uses a format or algorithm cardecrypt does not decrypt (not damage).
+    Unsupported(String),
+    /// Encrypted without integrity protection (SED, tag 9): refused, it could have been
+    /// altered undetectably.
+    NoIntegrity,
+    /// The input file changed between the two passes of a streamed decrypt.
+    InputChanged,
     /// Reading or writing failed.
     Io {
         what: String,
@@ -97,7 +104,8 @@ impl Error {
             | CardRemoved => exit::NO_CARD,
             NoMatchingKey { .. } | PasswordOnly | KeyMismatch(_) => exit::NO_KEY,
             PinUnavailable(_) | WrongPin { .. } | PinBlocked | LastPinTry => exit::PIN,
-            NotOpenPgp(_) | BadMessage(_) => exit::BAD_MESSAGE,
+            NotOpenPgp(_) | BadMessage(_) | Unsupported(_) | NoIntegrity => exit::BAD_MESSAGE,
+            InputChanged => exit::IO,
             Io { .. } => exit::IO,
             Card(_) => exit::CARD,
             Usage(_) => exit::USAGE,
@@ -157,6 +165,16 @@ impl Error {
             BadMessage(_) => {
                 "the message was damaged or altered; ask the sender to send it again".into()
             }
+            Unsupported(_) => "ask the sender to encrypt with a current OpenPGP program \
+                               (AES with SEIPD v1 or v2)"
+                .into(),
+            NoIntegrity => "anyone on the way could have changed it undetectably; ask the \
+                            sender to send it again with a current OpenPGP program (if you \
+                            must read it: gpg --ignore-mdc-error)"
+                .into(),
+            InputChanged => "do not modify the file while it is being decrypted; run the \
+                             command again"
+                .into(),
             _ => return None,
         })
     }
@@ -195,6 +213,16 @@ impl fmt::Display for Error {
             KeyMismatch(e) => write!(f, "{e}"),
             NotOpenPgp(e) => write!(f, "not an OpenPGP message: {e}"),
             BadMessage(e) => write!(f, "message cannot be decrypted safely: {e}"),
+            Unsupported(e) => write!(f, "cannot decrypt this message: {e} is not supported"),
+            NoIntegrity => write!(
+                f,
+                "refusing to decrypt: the message has no integrity protection (old SED \
+                 packet without a modification detection code)"
+            ),
+            InputChanged => write!(
+                f,
+                "the input file changed while it was being decrypted; no plaintext was written"
+            ),
             Io { what, source } => write!(f, "{what}: {source}"),
             NotEncrypted => write!(f, "the message is not encrypted; it was written unchanged"),
             Usage(e) => write!(f, "{e}"),

@@ -20,6 +20,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod decrypt;
+pub mod engine;
 pub mod error;
 pub mod mail;
 pub mod output;

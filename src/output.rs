@@ -1,46 +1,173 @@
 //! Writing plaintext: only complete, authenticated plaintext, and never half a file.
+//!
+//! A new output file is first an unnamed file (`O_TMPFILE`) in the target's directory: it has
+//! no name until the message authenticated, so a failure, Ctrl-C, SIGTERM or even SIGKILL
+//! leaves nothing behind. It is then linked into place (a link fails if the name appeared
+//! meanwhile: create-new without a race), or with `--overwrite` linked beside it and renamed
+//! over a regular file. File systems without `O_TMPFILE` get a hidden named temporary file
+//! that is removed on failure.
 
 use std::{
-    fs::OpenOptions,
-    io::Write,
+    fs::{File, OpenOptions},
+    io::{self, Write},
     os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
 };
 
+use rustix::fs::{AtFlags, Mode, OFlags, CWD};
+
 use crate::error::{Error, Result};
 
-/// Writes `data` to `path` (mode 0600). Without `overwrite` an existing file is an error.
-/// The data goes to a temporary file beside `path` first, so a failure leaves nothing behind
-/// and an existing file is replaced only by a complete one.
-pub fn write_file(path: &Path, data: &[u8], overwrite: bool) -> Result<()> {
-    if !overwrite && path.symlink_metadata().is_ok() {
-        return Err(Error::Usage(format!(
-            "{} exists; use --overwrite to replace it",
-            path.display()
-        )));
+/// An unnamed regular file (mode 0600) in `dir`, for data that must not be seen by name.
+pub fn unnamed_file(dir: &Path) -> io::Result<File> {
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// What is at an output path before we write.
+pub enum Existing {
+    Nothing,
+    Regular,
+    /// A device, FIFO, socket or terminal: written into, never replaced.
+    Special,
+}
+
+pub fn existing(path: &Path) -> Existing {
+    match std::fs::metadata(path) {
+        Err(_) => match path.symlink_metadata() {
+            // A dangling symlink: replacing it needs --overwrite like any file.
+            Ok(_) => Existing::Regular,
+            Err(_) => Existing::Nothing,
+        },
+        Ok(m) if m.file_type().is_file() => Existing::Regular,
+        Ok(_) => Existing::Special,
     }
-    let tmp = temp_path(path);
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| {
-            f.write_all(data)?;
-            f.sync_all()
-        });
-    let placed = written.and_then(|()| {
-        if overwrite {
-            std::fs::rename(&tmp, path)
-        } else {
-            // A hard link fails if `path` appeared meanwhile: create-new without a race.
-            std::fs::hard_link(&tmp, path).and_then(|()| std::fs::remove_file(&tmp))
+}
+
+/// An output file being written, named only by [`PendingFile::commit`].
+pub struct PendingFile {
+    file: File,
+    target: PathBuf,
+    overwrite: bool,
+    /// Set when the file system had no O_TMPFILE: the hidden name to remove on failure.
+    named: Option<PathBuf>,
+}
+
+impl PendingFile {
+    /// Starts writing `target`. Without `overwrite`, an existing file is a usage error now,
+    /// before any PIN is spent.
+    pub fn create(target: &Path, overwrite: bool) -> Result<PendingFile> {
+        if !overwrite && !matches!(existing(target), Existing::Nothing) {
+            return Err(Error::Usage(format!(
+                "{} exists; use --overwrite to replace it",
+                target.display()
+            )));
         }
-    });
-    placed.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(format!("cannot write {}", path.display()), e)
-    })
+        let cannot = |e| Error::io(format!("cannot write {}", target.display()), e);
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        match unnamed_file(&dir) {
+            Ok(file) => Ok(PendingFile {
+                file,
+                target: target.to_path_buf(),
+                overwrite,
+                named: None,
+            }),
+            Err(e) if e.raw_os_error().is_some_and(is_no_tmpfile) => {
+                let tmp = temp_path(target);
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)
+                    .map_err(cannot)?;
+                Ok(PendingFile {
+                    file,
+                    target: target.to_path_buf(),
+                    overwrite,
+                    named: Some(tmp),
+                })
+            }
+            Err(e) => Err(cannot(e)),
+        }
+    }
+
+    pub fn writer(&mut self) -> impl Write + '_ {
+        io::BufWriter::with_capacity(1 << 20, &self.file)
+    }
+
+    /// Makes the complete file visible under its name.
+    pub fn commit(mut self) -> Result<()> {
+        let target = self.target.clone();
+        let cannot = |e: io::Error| Error::io(format!("cannot write {}", target.display()), e);
+        self.file.sync_all().map_err(cannot)?;
+        let source = match &self.named {
+            Some(tmp) => tmp.clone(),
+            None => {
+                // Give the unnamed file a hidden name first when it is to replace a file.
+                let fd_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&self.file));
+                if !self.overwrite {
+                    rustix::fs::linkat(CWD, fd_path.as_str(), CWD, &target, AtFlags::SYMLINK_FOLLOW)
+                        .map_err(io::Error::from)
+                        .map_err(cannot)?;
+                    return Ok(());
+                }
+                let tmp = temp_path(&target);
+                rustix::fs::linkat(CWD, fd_path.as_str(), CWD, &tmp, AtFlags::SYMLINK_FOLLOW)
+                    .map_err(io::Error::from)
+                    .map_err(cannot)?;
+                self.named = Some(tmp.clone());
+                tmp
+            }
+        };
+        let placed = if self.overwrite {
+            if matches!(existing(&target), Existing::Special) {
+                Err(io::Error::other("it is not a regular file; it is not replaced"))
+            } else {
+                std::fs::rename(&source, &target)
+            }
+        } else {
+            std::fs::hard_link(&source, &target).and_then(|()| std::fs::remove_file(&source))
+        };
+        match placed {
+            Ok(()) => {
+                self.named = None;
+                Ok(())
+            }
+            Err(e) => Err(cannot(e)),
+        }
+    }
+}
+
+/// O_TMPFILE is not offered by this file system (EOPNOTSUPP, EISDIR on old kernels).
+fn is_no_tmpfile(errno: i32) -> bool {
+    errno == rustix::io::Errno::OPNOTSUPP.raw_os_error() || errno == rustix::io::Errno::ISDIR.raw_os_error()
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.named.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Writes `data` to `path` (mode 0600), through a [`PendingFile`].
+pub fn write_file(path: &Path, data: &[u8], overwrite: bool) -> Result<()> {
+    let mut pending = PendingFile::create(path, overwrite)?;
+    let mut w = pending.writer();
+    w.write_all(data)
+        .and_then(|()| w.flush())
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    drop(w);
+    pending.commit()
 }
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -72,5 +199,15 @@ mod tests {
         write_file(&out, b"other", true).expect("overwrite");
         assert_eq!(std::fs::read(&out).expect("read"), b"other");
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+    }
+
+    #[test]
+    fn an_abandoned_file_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out.txt");
+        let mut pending = PendingFile::create(&out, false).expect("create");
+        pending.writer().write_all(b"half").expect("write");
+        drop(pending);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
     }
 }

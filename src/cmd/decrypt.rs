@@ -7,6 +7,7 @@ use crate::{
     cli::{DecryptArgs, ReadArgs},
     config::Config,
     decrypt::{self, DecryptOptions, Report},
+    engine,
     error::{Error, Result},
     mail::status::StatusLines,
     output,
@@ -21,32 +22,34 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     // The caller that speaks the loopback protocol is asked, --batch or not (as gpg does).
     pin.batch &= loopback.is_none();
     let options = options(&args.read, pin, &config, verbose)?;
-    let mut input: Box<dyn std::io::Read> = match &args.file {
-        Some(path) => Box::new(
-            std::fs::File::open(path)
-                .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?,
-        ),
-        None => Box::new(std::io::stdin().lock()),
-    };
+    let input = engine::Input::open(args.file.as_deref())?;
     let mut ui = Terminal {
         pinentry: config.pinentry.clone(),
         loopback,
     };
     let mut status = StatusLines::open(args.status_fd)?;
     let mut report = Report::default();
-    let result =
-        decrypt::decrypt_reporting(&mut input, &mut PcscSource, &mut ui, &options, &mut report)
-            .and_then(|plaintext| {
-                let overwrite = args.read.overwrite || args.gpg.yes;
-                write_out(args.read.output.as_deref(), overwrite, &plaintext)
-                    .map(|()| plaintext.len())
-            });
+    let overwrite = args.read.overwrite || args.gpg.yes;
+    let result = decrypt_to(
+        input,
+        args.read.output.as_deref(),
+        overwrite,
+        &mut ui,
+        &options,
+        &mut report,
+    );
     status.pin_announced = ui.loopback.as_ref().is_some_and(|l| l.asked);
     match &result {
-        Ok(len) => status.decrypt(&report, *len, Ok(())),
+        Ok(len) => status.decrypt(&report, *len as usize, Ok(())),
         Err(e) => status.decrypt(&report, 0, Err(e)),
     }
     result?;
+    if let Some(weak) = report.weak_cipher {
+        ui.note(&format!(
+            "note: encrypted with {weak}: read it, but ask the sender to update their \
+             OpenPGP program"
+        ));
+    }
     keep_unlocked(&args.read, &config, &report, verbose, &mut ui);
     let have_certs = !options.signer_certs.is_empty();
     for check in &report.signatures {
@@ -76,6 +79,7 @@ pub(crate) fn options(
         trace: verbose,
         key_cache: pubkey::default_cache_dir(),
         signer_certs: verify::load_certs(&keyrings)?,
+        spool_dir: read.spool_dir.clone(),
     })
 }
 
@@ -104,6 +108,48 @@ pub(crate) fn keep_unlocked(
         )),
         Ok(()) => {}
         Err(e) => ui.note(&format!("cannot keep the card unlocked: {e}")),
+    }
+}
+
+/// Decrypts to FILE (new, 0600, named only once complete), into an existing device or FIFO
+/// (after authentication, as gpg does), or to standard output.
+fn decrypt_to(
+    input: engine::Input,
+    path: Option<&std::path::Path>,
+    overwrite: bool,
+    ui: &mut dyn Interaction,
+    options: &DecryptOptions,
+    report: &mut Report,
+) -> Result<u64> {
+    let path = path.filter(|p| *p != std::path::Path::new("-"));
+    let mut source = PcscSource;
+    match path {
+        Some(path) if matches!(output::existing(path), output::Existing::Special) => {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+            let dest = engine::Dest::Stream(&mut file);
+            decrypt::decrypt_to(input, dest, &mut source, ui, options, report)
+        }
+        Some(path) => {
+            let dest = engine::Dest::File(output::PendingFile::create(path, overwrite)?);
+            decrypt::decrypt_to(input, dest, &mut source, ui, options, report)
+        }
+        None => {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            let n = decrypt::decrypt_to(
+                input,
+                engine::Dest::Stream(&mut out),
+                &mut source,
+                ui,
+                options,
+                report,
+            )?;
+            out.flush()
+                .map_err(|e| Error::io("cannot write to standard output", e))?;
+            Ok(n)
+        }
     }
 }
 

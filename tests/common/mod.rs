@@ -155,6 +155,7 @@ pub fn options(source: PinSource, batch: bool) -> DecryptOptions {
         trace: false,
         key_cache: None,
         signer_certs: Vec::new(),
+        spool_dir: None,
     }
 }
 

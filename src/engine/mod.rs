@@ -1,0 +1,675 @@
+//! The decryption engine: any message size in bounded memory, and no plaintext released
+//! before the whole message authenticated.
+//!
+//! Sequoia parses the framing (packet headers, partial lengths, PKESKs) and, inside the
+//! encryption, the compressed, literal and signature packets. The encryption layer itself is
+//! ours ([`seipd`], [`aead`]): batched CFB with SHA-NI SHA-1 for SEIPD v1, batched OCB for
+//! SEIPD v2 and GnuPG's tag-20 packet, and every cipher old archives use. Armor is removed by
+//! [`armor`], in SIMD.
+//!
+//! Where plaintext goes decides how many passes there are:
+//! - memory (mail) and `-o FILE` (an unnamed temporary file linked into place at the end):
+//!   one pass; nothing is visible before authentication.
+//! - a stream (stdout, a FIFO, a device): pass 1 decrypts and authenticates without output,
+//!   pass 2 decrypts again and writes. The card is asked once; the session key is kept in
+//!   protected memory between the passes. A regular input file is read twice and every
+//!   1 MiB of it is checked in pass 2 against a keyed hash taken in pass 1 ([`source`]); any
+//!   other input is spooled (ciphertext only, mode 0600, unnamed) during pass 1.
+
+pub mod aead;
+pub mod armor;
+pub mod ocb;
+pub mod seipd;
+pub mod source;
+pub mod symmetric;
+
+use std::{
+    io::{self, BufRead, BufReader, Read, Write},
+    sync::{Arc, Mutex},
+};
+
+use sequoia_openpgp::{
+    self as openpgp,
+    crypto::SessionKey,
+    packet::{Packet, Tag, PKESK, SEIP, SKESK},
+    parse::{
+        stream::{MessageStructure, VerificationHelper, VerifierBuilder},
+        PacketParser, PacketParserBuilder, PacketParserResult, Parse,
+    },
+    policy::StandardPolicy,
+    types::SymmetricAlgorithm,
+    Cert, KeyHandle,
+};
+
+use crate::{
+    error::{Error, Result},
+    verify::{self, SignatureCheck},
+};
+
+/// The first error an engine layer hit, kept in full: sequoia turns the `io::Error`s our
+/// readers return into strings, and the exact error decides the exit code and hint.
+#[derive(Clone, Default)]
+pub struct Failure(Arc<Mutex<Option<Error>>>);
+
+impl Failure {
+    /// Records `e` (the first one wins) and returns an `io::Error` to hand up the stack.
+    pub fn set(&self, e: Error) -> io::Error {
+        let text = e.to_string();
+        if let Ok(mut slot) = self.0.lock() {
+            slot.get_or_insert(e);
+        }
+        io::Error::new(io::ErrorKind::InvalidData, text)
+    }
+
+    pub fn take(&self) -> Option<Error> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// Where the session key comes from: the card layer implements this.
+pub trait SessionKeys {
+    /// Unwraps a session key from one of `pkesks`. `fits` tells whether a candidate suits
+    /// the encrypted container (algorithm and key length), so that a wrong key for a
+    /// hidden recipient is passed over.
+    /// `sym` is the container's algorithm where the container names it (SEIPD v2), for
+    /// PKESKs that do not carry one.
+    fn unwrap(
+        &mut self,
+        pkesks: &[PKESK],
+        skesks: &[SKESK],
+        sym: Option<SymmetricAlgorithm>,
+        fits: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
+    ) -> Result<(Option<SymmetricAlgorithm>, SessionKey)>;
+}
+
+/// What decryption found, for status lines, diagnostics and `inspect`.
+#[derive(Debug, Default, Clone)]
+pub struct Facts {
+    /// Symmetric algorithm id, and the AEAD algorithm id for AEAD containers.
+    pub sym_algo: Option<u8>,
+    pub aead_algo: Option<u8>,
+    /// The container is GnuPG's OCB Encrypted Data packet (tag 20).
+    pub librepgp: bool,
+    /// Literal data packet: format byte, date (seconds), file name.
+    pub literal: Option<(u8, u32, Vec<u8>)>,
+    pub signatures: Vec<SignatureCheck>,
+    /// The cipher is old; this says which and why.
+    pub weak_cipher: Option<&'static str>,
+    pub armor_headers: armor::Headers,
+}
+
+/// A session key found in pass 1, kept for pass 2.
+struct Unlocked {
+    sym: Option<SymmetricAlgorithm>,
+    key: SessionKey,
+}
+
+enum Keys<'k> {
+    Ask(&'k mut dyn SessionKeys),
+    Known(&'k Unlocked),
+}
+
+/// One pass over a message.
+struct Pass<'p> {
+    /// Certificates to check signatures against; `None` skips collecting verdicts.
+    certs: Option<&'p [Cert]>,
+    facts: &'p mut Facts,
+    /// Set once the session key is known (pass 1).
+    unlocked: Option<Unlocked>,
+    /// The binary message is copied here as it is read (spooling a pipe).
+    tee: Option<&'p mut std::fs::File>,
+}
+
+/// Bytes read at once from the input by the packet parser.
+const INPUT_BUFFER: usize = 1 << 20;
+/// Literal data sequoia's verifier holds back until signatures are checked; authentication
+/// already happened (or the output is not visible yet), so this only needs to be small.
+const VERIFIER_BUFFER: usize = 1 << 16;
+
+/// Reads `input` up to the encrypted container, gets the session key, decrypts, parses the
+/// inner message and writes the literal data to `out`. Returns the plaintext length.
+fn run_pass(
+    input: Box<dyn Read + Send + Sync + '_>,
+    armored: Option<bool>,
+    keys: Keys<'_>,
+    pass: &mut Pass<'_>,
+    out: &mut dyn Write,
+    failure: &Failure,
+) -> Result<u64> {
+    let mut input = BufReader::with_capacity(INPUT_BUFFER, input);
+    let armored = match armored {
+        Some(a) => a,
+        None => looks_armored(&mut input)?,
+    };
+    let binary: Box<dyn Read + Send + Sync + '_> = if armored {
+        let mut dearmor = armor::Dearmor::new(input);
+        dearmor.read_headers()?;
+        if !dearmor.kind.starts_with("MESSAGE") && !dearmor.kind.starts_with("ARMORED FILE") {
+            return Err(Error::NotOpenPgp(format!(
+                "the armor holds a PGP {}, not an encrypted message",
+                dearmor.kind.trim_end_matches('-')
+            )));
+        }
+        pass.facts.armor_headers = dearmor.headers.clone();
+        Box::new(dearmor)
+    } else {
+        Box::new(input)
+    };
+    let binary: Box<dyn Read + Send + Sync + '_> = match pass.tee.take() {
+        Some(spool) => Box::new(Tee {
+            inner: binary,
+            copy: spool,
+            failure: failure.clone(),
+        }),
+        None => binary,
+    };
+    let result = decrypt_packets(binary, armored, keys, pass, out, failure);
+    match (failure.take(), result) {
+        (Some(e), Err(_)) => Err(e),
+        (_, r) => r,
+    }
+}
+
+/// Armored unless the first byte that is not white space is a packet tag.
+fn looks_armored(input: &mut BufReader<Box<dyn Read + Send + Sync + '_>>) -> Result<bool> {
+    loop {
+        let buf = input
+            .fill_buf()
+            .map_err(|e| Error::io("cannot read the message", e))?;
+        if buf.is_empty() {
+            return Err(Error::NotOpenPgp("the input is empty".into()));
+        }
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(i) => return Ok(buf[i] & 0x80 == 0),
+            None => {
+                let n = buf.len();
+                input.consume(n);
+            }
+        }
+    }
+}
+
+fn parse_error(armored: bool, e: &anyhow::Error) -> Error {
+    let text = anyhow_chain(e);
+    if !armored && text.contains("Invalid CTB") {
+        Error::NotOpenPgp("no OpenPGP data found".into())
+    } else {
+        Error::BadMessage(text)
+    }
+}
+
+fn anyhow_chain(e: &anyhow::Error) -> String {
+    let parts: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    parts.join(": ")
+}
+
+/// The encrypted container and what its header says.
+enum Container {
+    SeipdV1,
+    Aead(aead::Params),
+}
+
+fn decrypt_packets(
+    binary: Box<dyn Read + Send + Sync + '_>,
+    armored: bool,
+    keys: Keys<'_>,
+    pass: &mut Pass<'_>,
+    out: &mut dyn Write,
+    failure: &Failure,
+) -> Result<u64> {
+    let bad = |e: anyhow::Error| parse_error(armored, &e);
+    let mut ppr = PacketParserBuilder::from_reader(binary)
+        .and_then(|b| {
+            b.dearmor(openpgp::parse::Dearmor::Disabled)
+                .automatic_hashing(false)
+                .build()
+        })
+        .map_err(bad)?;
+    let mut pkesks = Vec::new();
+    let mut skesks = Vec::new();
+    let mut pp = loop {
+        let pp = match ppr {
+            PacketParserResult::Some(pp) => pp,
+            PacketParserResult::EOF(_) => {
+                return Err(Error::BadMessage(if pkesks.is_empty() && skesks.is_empty() {
+                    "the message holds no encrypted data".into()
+                } else {
+                    "the message ends before its encrypted data".into()
+                }));
+            }
+        };
+        match &pp.packet {
+            Packet::PKESK(p) => pkesks.push(p.clone()),
+            Packet::SKESK(s) => skesks.push(s.clone()),
+            Packet::Marker(_) | Packet::Padding(_) => {}
+            Packet::SEIP(_) => break pp,
+            Packet::Unknown(u) if matches!(u.tag(), Tag::AED | Tag::SED) => break pp,
+            Packet::Unknown(u) if u.tag() == Tag::PKESK => {
+                return Err(Error::BadMessage(format!(
+                    "an encrypted session key cannot be read: {}",
+                    u.error()
+                )));
+            }
+            Packet::Literal(_) | Packet::CompressedData(_) | Packet::OnePassSig(_) => {
+                return Err(Error::BadMessage(
+                    "the message is not encrypted (signed or plain OpenPGP data)".into(),
+                ));
+            }
+            other => {
+                return Err(Error::BadMessage(format!(
+                    "a {} packet where encrypted data was expected",
+                    other.tag()
+                )));
+            }
+        }
+        ppr = pp.next().map_err(bad)?.1;
+    };
+    let container = read_container_header(&mut pp)?;
+    let unlocked;
+    let asked = matches!(keys, Keys::Ask(_));
+    let unlocked = match keys {
+        Keys::Known(k) => k,
+        Keys::Ask(source) => {
+            let mut fits = |algo: Option<SymmetricAlgorithm>, key: &SessionKey| {
+                key_fits(&container, algo, key)
+            };
+            let hint = match &container {
+                Container::Aead(p) if matches!(p.container, aead::Container::SeipdV2 { .. }) => {
+                    Some(SymmetricAlgorithm::from(p.sym))
+                }
+                _ => None,
+            };
+            let (sym, key) = source.unwrap(&pkesks, &skesks, hint, &mut fits)?;
+            unlocked = Unlocked { sym, key };
+            &unlocked
+        }
+    };
+    let facts = &mut *pass.facts;
+    let decrypted: Box<dyn Read + Send + Sync + '_> = match &container {
+        Container::SeipdV1 => {
+            let sym = unlocked.sym.map(u8::from).unwrap_or(0);
+            let cipher = symmetric::BlockCipher::new(sym, &unlocked.key).ok_or_else(|| {
+                Error::Unsupported(format!("the message is encrypted with {}", symmetric::name(sym)))
+            })?;
+            facts.sym_algo = Some(sym);
+            facts.weak_cipher = symmetric::weakness(sym);
+            Box::new(seipd::SeipdV1Reader::new(
+                &mut pp,
+                symmetric::CfbDecryptor::new(cipher),
+                failure.clone(),
+            ))
+        }
+        Container::Aead(params) => {
+            facts.sym_algo = Some(params.sym);
+            facts.aead_algo = Some(params.aead);
+            facts.librepgp = matches!(params.container, aead::Container::Librepgp { .. });
+            Box::new(aead::AeadReader::new(
+                &mut pp,
+                params,
+                &unlocked.key,
+                failure.clone(),
+            )?)
+        }
+    };
+    let written = inner_message(decrypted, pass.certs, facts, out, failure)?;
+    if asked {
+        pass.unlocked = Some(Unlocked {
+            sym: unlocked.sym,
+            key: unlocked.key.clone(),
+        });
+    }
+    Ok(written)
+}
+
+/// Whether a session key unwrapped from a PKESK can be the key of `container`.
+fn key_fits(container: &Container, algo: Option<SymmetricAlgorithm>, key: &SessionKey) -> bool {
+    match container {
+        Container::SeipdV1 => algo
+            .and_then(|a| symmetric::key_size(u8::from(a)))
+            .is_some_and(|size| size == key.len()),
+        Container::Aead(params) => {
+            algo.is_none_or(|a| u8::from(a) == params.sym)
+                && symmetric::key_size(params.sym) == Some(key.len())
+        }
+    }
+}
+
+/// Reads the container's version and parameters from the packet body (SEIP v1/v2 headers
+/// are parsed by sequoia; tag 20 and SED are not).
+fn read_container_header(pp: &mut PacketParser<'_>) -> Result<Container> {
+    match &pp.packet {
+        Packet::SEIP(SEIP::V1(_)) => Ok(Container::SeipdV1),
+        Packet::SEIP(SEIP::V2(seip)) => {
+            let chunk = seip.chunk_size();
+            if !chunk.is_power_of_two() || chunk < 64 {
+                return Err(Error::BadMessage("the AEAD chunk size is invalid".into()));
+            }
+            Ok(Container::Aead(aead::Params {
+                sym: u8::from(seip.symmetric_algo()),
+                aead: u8::from(seip.aead()),
+                chunk_octet: (chunk.trailing_zeros() - 6) as u8,
+                container: aead::Container::SeipdV2 { salt: *seip.salt() },
+            }))
+        }
+        Packet::Unknown(u) if u.tag() == Tag::SED => Err(Error::NoIntegrity),
+        Packet::Unknown(_) => {
+            let mut head = [0u8; 4];
+            pp.read_exact(&mut head)
+                .map_err(|_| Error::BadMessage("the AEAD packet is truncated".into()))?;
+            let [version, sym, aead, chunk_octet] = head;
+            if version != 1 {
+                return Err(Error::Unsupported(format!(
+                    "version {version} of the OCB/AEAD Encrypted Data packet"
+                )));
+            }
+            let nonce_len = aead::nonce_len(aead).ok_or_else(|| {
+                Error::Unsupported(format!("the AEAD mode {}", aead::aead_name(aead)))
+            })?;
+            let mut iv = vec![0u8; nonce_len];
+            pp.read_exact(&mut iv)
+                .map_err(|_| Error::BadMessage("the AEAD packet is truncated".into()))?;
+            Ok(Container::Aead(aead::Params {
+                sym,
+                aead,
+                chunk_octet,
+                container: aead::Container::Librepgp { iv },
+            }))
+        }
+        Packet::SEIP(_) => Err(Error::Unsupported(
+            "this version of the encrypted data packet".into(),
+        )),
+        _ => Err(Error::BadMessage("no encrypted data".into())),
+    }
+}
+
+/// The packets inside the encryption: decompression, literal data, signatures. Everything is
+/// read to the end so that the MDC or final tag is checked before this returns.
+fn inner_message(
+    mut decrypted: Box<dyn Read + Send + Sync + '_>,
+    certs: Option<&[Cert]>,
+    facts: &mut Facts,
+    out: &mut dyn Write,
+    failure: &Failure,
+) -> Result<u64> {
+    let policy = StandardPolicy::new();
+    let helper = InnerHelper { certs, facts };
+    let inner_error = |e: anyhow::Error| {
+        failure
+            .take()
+            .unwrap_or_else(|| Error::BadMessage(anyhow_chain(&e)))
+    };
+    let mut verifier = VerifierBuilder::from_reader(&mut decrypted)
+        .map(|b| b.buffer_size(VERIFIER_BUFFER).mapping(false))
+        .and_then(|b| b.with_policy(&policy, None, helper))
+        .map_err(inner_error)?;
+    let mut buf = vec![0u8; 1 << 18];
+    let mut written = 0u64;
+    loop {
+        let n = match verifier.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(failure
+                    .take()
+                    .unwrap_or_else(|| Error::BadMessage(io_error_chain(&e))))
+            }
+        };
+        out.write_all(&buf[..n])
+            .map_err(|e| Error::io("cannot write the plaintext", e))?;
+        written += n as u64;
+    }
+    buf.iter_mut().for_each(|b| *b = 0);
+    if !verifier.message_processed() {
+        return Err(Error::BadMessage("the message ended early".into()));
+    }
+    drop(verifier);
+    // Anything after the inner message still has to pass the MDC / final tag.
+    io::copy(&mut decrypted, &mut io::sink()).map_err(|e| {
+        failure
+            .take()
+            .unwrap_or_else(|| Error::BadMessage(io_error_chain(&e)))
+    })?;
+    Ok(written)
+}
+
+pub(crate) fn io_error_chain(e: &io::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+struct InnerHelper<'h> {
+    certs: Option<&'h [Cert]>,
+    facts: &'h mut Facts,
+}
+
+impl VerificationHelper for InnerHelper<'_> {
+    fn get_certs(&mut self, ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
+        Ok(self
+            .certs
+            .map(|certs| verify::certs_for(certs, ids))
+            .unwrap_or_default())
+    }
+
+    /// Records every verdict and accepts the message whatever they are: authentication
+    /// comes from decryption, and a bad signature is reported, never allowed to hide text.
+    fn check(&mut self, structure: MessageStructure) -> openpgp::Result<()> {
+        if self.certs.is_some() {
+            verify::collect(structure, &mut self.facts.signatures);
+        }
+        Ok(())
+    }
+
+    fn inspect(&mut self, pp: &PacketParser<'_>) -> openpgp::Result<()> {
+        if let Packet::Literal(l) = &pp.packet {
+            let date = l
+                .date()
+                .and_then(|d| d.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs() as u32);
+            self.facts.literal = Some((
+                u8::from(l.format()),
+                date,
+                l.filename().unwrap_or_default().to_vec(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Copies what is read to a file (the spool of a piped message).
+struct Tee<'t, R> {
+    inner: R,
+    copy: &'t mut std::fs::File,
+    failure: Failure,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy
+            .write_all(&buf[..n])
+            .map_err(|e| self.failure.set(Error::io("cannot write the spool file", e)))?;
+        Ok(n)
+    }
+}
+
+/// Where plaintext goes.
+pub enum Dest<'d> {
+    /// Collected in memory (mail, tests): one pass; the caller drops it on error.
+    Memory(&'d mut Vec<u8>),
+    /// A new or regular file: one pass into an unnamed file linked into place at the end.
+    File(crate::output::PendingFile),
+    /// A stream: two passes, output only in the second.
+    Stream(&'d mut dyn Write),
+}
+
+/// The message to decrypt.
+pub enum Input {
+    /// A regular file, read again in pass 2 under a keyed check of every block.
+    File(std::fs::File),
+    /// Anything else; spooled when two passes are needed.
+    Stream(Box<dyn Read + Send + Sync>),
+}
+
+impl Input {
+    /// A file or standard input (`None`), as a re-readable file where it is one.
+    pub fn open(path: Option<&std::path::Path>) -> Result<Input> {
+        use std::os::fd::AsFd;
+        let file = match path {
+            Some(p) => std::fs::File::open(p)
+                .map_err(|e| Error::io(format!("cannot open {}", p.display()), e))?,
+            None => {
+                let fd = io::stdin()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|e| Error::io("cannot read standard input", e))?;
+                std::fs::File::from(fd)
+            }
+        };
+        let regular = file.metadata().map(|m| m.file_type().is_file()).unwrap_or(false);
+        Ok(if regular {
+            Input::File(file)
+        } else {
+            Input::Stream(Box::new(file))
+        })
+    }
+}
+
+/// Engine settings from the command line.
+#[derive(Default, Clone)]
+pub struct Settings {
+    /// Where a piped message is spooled for two passes (`$TMPDIR` when `None`).
+    pub spool_dir: Option<std::path::PathBuf>,
+    /// Certificates to check signatures against.
+    pub signer_certs: Vec<Cert>,
+}
+
+/// Decrypts `input` to `dest`; returns the plaintext length. Nothing reaches `dest` visibly
+/// unless the whole message authenticated.
+pub fn decrypt(
+    input: Input,
+    dest: Dest<'_>,
+    keys: &mut dyn SessionKeys,
+    settings: &Settings,
+    facts: &mut Facts,
+) -> Result<u64> {
+    let certs = Some(&settings.signer_certs[..]);
+    let mut pass = Pass {
+        certs,
+        facts,
+        unlocked: None,
+        tee: None,
+    };
+    let reader = |input: Input| -> Box<dyn Read + Send + Sync> {
+        match input {
+            Input::File(f) => Box::new(f),
+            Input::Stream(s) => s,
+        }
+    };
+    let failure = Failure::default();
+    match dest {
+        Dest::Memory(buf) => run_pass(
+            reader(input),
+            None,
+            Keys::Ask(keys),
+            &mut pass,
+            buf,
+            &failure,
+        ),
+        Dest::File(mut pending) => {
+            let n = {
+                let mut w = pending.writer();
+                let n = run_pass(reader(input), None, Keys::Ask(keys), &mut pass, &mut w, &failure)?;
+                w.flush()
+                    .map_err(|e| Error::io("cannot write the plaintext", e))?;
+                n
+            };
+            pending.commit()?;
+            Ok(n)
+        }
+        Dest::Stream(out) => {
+            let (second_input, armored): (Box<dyn Read + Send + Sync>, _) = match input {
+                Input::File(mut file) => {
+                    let guard = source::Guard::new(&mut file)?;
+                    let first = guard.record(&file)?;
+                    let n = run_pass(
+                        Box::new(first),
+                        None,
+                        Keys::Ask(keys),
+                        &mut pass,
+                        &mut io::sink(),
+                        &failure,
+                    )?;
+                    let checked = guard.verify(&file, failure.clone())?;
+                    return second_pass(Box::new(checked), None, pass, n, out, &failure);
+                }
+                Input::Stream(stream) => {
+                    let mut spool = source::spool_file(settings.spool_dir.as_deref())?;
+                    let n = {
+                        let mut first = Pass {
+                            certs,
+                            facts: pass.facts,
+                            unlocked: None,
+                            tee: Some(&mut spool),
+                        };
+                        let n = run_pass(
+                            stream,
+                            None,
+                            Keys::Ask(keys),
+                            &mut first,
+                            &mut io::sink(),
+                            &failure,
+                        )?;
+                        pass.unlocked = first.unlocked.take();
+                        n
+                    };
+                    (Box::new(source::rewind(spool)?), (Some(false), n))
+                }
+            };
+            let (armored, n) = armored;
+            second_pass(second_input, armored, pass, n, out, &failure)
+        }
+    }
+}
+
+/// Pass 2 of a stream: decrypt again with the key from pass 1, now writing to `out`.
+fn second_pass(
+    input: Box<dyn Read + Send + Sync + '_>,
+    armored: Option<bool>,
+    mut first: Pass<'_>,
+    length: u64,
+    out: &mut dyn Write,
+    failure: &Failure,
+) -> Result<u64> {
+    let unlocked = first
+        .unlocked
+        .take()
+        .ok_or_else(|| Error::Other("pass 1 ended without a session key".into()))?;
+    let mut facts = Facts::default();
+    let mut second = Pass {
+        certs: None,
+        facts: &mut facts,
+        unlocked: None,
+        tee: None,
+    };
+    let n = run_pass(input, armored, Keys::Known(&unlocked), &mut second, out, failure)?;
+    same_length(length, n)
+}
+
+fn same_length(first: u64, second: u64) -> Result<u64> {
+    if first == second {
+        Ok(first)
+    } else {
+        Err(Error::BadMessage(
+            "the message changed while it was being decrypted".into(),
+        ))
+    }
+}

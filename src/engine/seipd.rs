@@ -1,0 +1,144 @@
+//! SEIPD v1: CFB-encrypted data ending in a Modification Detection Code (SHA-1 over the
+//! random prefix, the plaintext and the MDC packet's header). The last 22 decrypted bytes
+//! are the MDC packet: they are withheld, and the reader reports its end only once the MDC
+//! matched.
+
+use std::io::{self, Read};
+
+use sha1::{Digest, Sha1};
+use zeroize::Zeroizing;
+
+use super::{symmetric::CfbDecryptor, Failure};
+use crate::error::Error;
+
+/// Ciphertext read per refill.
+const READ: usize = 1 << 20;
+/// The MDC packet: 0xD3 0x14 and a 20-byte SHA-1.
+const MDC: usize = 22;
+
+pub struct SeipdV1Reader<R> {
+    inner: R,
+    cfb: CfbDecryptor,
+    sha1: Sha1,
+    /// `data[start..end]` is decrypted and not yet returned; `data[hashed..]` not yet hashed.
+    data: Zeroizing<Vec<u8>>,
+    start: usize,
+    end: usize,
+    hashed: usize,
+    /// Bytes of random prefix (block size + 2) still to skip.
+    prefix: usize,
+    /// Ciphertext bytes that did not fill a whole block yet.
+    carry: [u8; 16],
+    carry_len: usize,
+    eof: bool,
+    authenticated: bool,
+    failure: Failure,
+}
+
+impl<R: Read> SeipdV1Reader<R> {
+    pub fn new(inner: R, cfb: CfbDecryptor, failure: Failure) -> Self {
+        let prefix = cfb.block_size() + 2;
+        SeipdV1Reader {
+            inner,
+            cfb,
+            sha1: Sha1::new(),
+            data: Zeroizing::new(vec![0; READ + 64]),
+            start: 0,
+            end: 0,
+            hashed: 0,
+            prefix,
+            carry: [0; 16],
+            carry_len: 0,
+            eof: false,
+            authenticated: false,
+            failure,
+        }
+    }
+
+    /// Bytes that may be returned now: all but the withheld MDC packet.
+    fn ready(&self) -> usize {
+        if self.authenticated {
+            self.end - self.start
+        } else {
+            (self.end - self.start).saturating_sub(MDC)
+        }
+    }
+
+    fn refill(&mut self) -> io::Result<()> {
+        // Keep what is not returned yet at the front.
+        self.data.copy_within(self.start..self.end, 0);
+        self.hashed -= self.start;
+        self.end -= self.start;
+        self.start = 0;
+        let bs = self.cfb.block_size();
+        let room_start = self.end;
+        self.data[room_start..room_start + self.carry_len]
+            .copy_from_slice(&self.carry[..self.carry_len]);
+        let mut filled = room_start + self.carry_len;
+        let limit = self.data.len();
+        let n = loop {
+            match self.inner.read(&mut self.data[filled..limit]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        filled += n;
+        let fresh = filled - room_start;
+        let whole = if n == 0 { fresh } else { fresh / bs * bs };
+        self.cfb.decrypt(&mut self.data[room_start..room_start + whole]);
+        self.carry_len = fresh - whole;
+        self.carry[..self.carry_len].copy_from_slice(&self.data[room_start + whole..filled]);
+        self.end = room_start + whole;
+        if n == 0 {
+            self.eof = true;
+        }
+        // Hash everything but the last 20 bytes (they may be the MDC's own value).
+        let hash_to = self.end.saturating_sub(20).max(self.hashed);
+        self.sha1.update(&self.data[self.hashed..hash_to]);
+        self.hashed = hash_to;
+        // The random prefix is hashed but never returned.
+        let skip = self.prefix.min(self.end.saturating_sub(MDC).saturating_sub(self.start));
+        self.start += skip;
+        self.prefix -= skip;
+        if self.eof {
+            self.check_mdc()?;
+        }
+        Ok(())
+    }
+
+    fn check_mdc(&mut self) -> io::Result<()> {
+        if self.prefix > 0 || self.end - self.start < MDC {
+            return Err(self
+                .failure
+                .set(Error::BadMessage("the encrypted data is truncated".into())));
+        }
+        let tail = &self.data[self.end - MDC..self.end];
+        let digest = self.sha1.clone().finalize();
+        if tail[..2] != [0xD3, 0x14] || digest[..] != tail[2..] {
+            return Err(self.failure.set(Error::BadMessage(
+                "the modification detection code does not match: the message was \
+                 manipulated, truncated, damaged or altered"
+                    .into(),
+            )));
+        }
+        self.end -= MDC;
+        self.authenticated = true;
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for SeipdV1Reader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.ready() == 0 {
+            if self.eof {
+                return Ok(0);
+            }
+            self.refill()?;
+        }
+        let n = out.len().min(self.ready());
+        out[..n].copy_from_slice(&self.data[self.start..self.start + n]);
+        self.start += n;
+        Ok(n)
+    }
+}

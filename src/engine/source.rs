@@ -1,0 +1,170 @@
+//! Reading a message twice without trusting it to stay the same, and spooling one that can
+//! be read only once.
+//!
+//! A regular file is read in blocks of [`BLOCK`] bytes. In pass 1 each block's POLYVAL under
+//! a key drawn for this run is kept (16 bytes per MiB); in pass 2 a block is returned only if
+//! its hash matches, so a file changed between the passes is refused before any of its new
+//! content is decrypted. The key and the hashes never leave memory, so nobody can aim a
+//! change at a collision.
+
+use std::{
+    fs::File,
+    io::{self, Read, Seek, SeekFrom},
+    path::Path,
+    sync::{Arc, Mutex},
+};
+
+use polyval::{
+    universal_hash::{KeyInit, UniversalHash},
+    Polyval,
+};
+use zeroize::Zeroizing;
+
+use super::Failure;
+use crate::error::{Error, Result};
+
+pub const BLOCK: usize = 1 << 20;
+
+/// The per-run key, where the file starts, and the hash of every block read in pass 1.
+pub struct Guard {
+    key: Zeroizing<[u8; 16]>,
+    start: u64,
+    hashes: Arc<Mutex<Vec<[u8; 16]>>>,
+}
+
+impl Guard {
+    /// A guard for `file` from its current position.
+    pub fn new(file: &mut File) -> Result<Guard> {
+        let mut key = Zeroizing::new([0u8; 16]);
+        getrandom::getrandom(&mut key[..])
+            .map_err(|e| Error::Other(format!("no random numbers: {e}")))?;
+        let start = file
+            .stream_position()
+            .map_err(|e| Error::io("cannot read the message", e))?;
+        Ok(Guard {
+            key,
+            start,
+            hashes: Default::default(),
+        })
+    }
+
+    fn hash(key: &[u8; 16], block: &[u8]) -> [u8; 16] {
+        let mut mac = Polyval::new(key.into());
+        mac.update_padded(block);
+        let mut len = [0u8; 16];
+        len[..8].copy_from_slice(&(block.len() as u64).to_le_bytes());
+        mac.update(&[len.into()]);
+        mac.finalize().into()
+    }
+
+    /// A reader of `file` that records block hashes (pass 1).
+    pub fn record(&self, file: &File) -> Result<Checked> {
+        self.reader(file, false, Failure::default())
+    }
+
+    /// A reader of `file` that checks every block against pass 1 (pass 2). A mismatch is
+    /// reported through `failure`.
+    pub fn verify(&self, file: &File, failure: Failure) -> Result<Checked> {
+        self.reader(file, true, failure)
+    }
+
+    fn reader(&self, file: &File, check: bool, failure: Failure) -> Result<Checked> {
+        let mut file = file
+            .try_clone()
+            .map_err(|e| Error::io("cannot read the message", e))?;
+        file.seek(SeekFrom::Start(self.start))
+            .map_err(|e| Error::io("cannot read the message", e))?;
+        Ok(Checked {
+            file,
+            key: self.key.clone(),
+            hashes: self.hashes.clone(),
+            check,
+            index: 0,
+            block: Zeroizing::new(Vec::with_capacity(BLOCK)),
+            at: 0,
+            eof: false,
+            failure,
+        })
+    }
+}
+
+/// A file read in whole blocks, hashing (pass 1) or checking (pass 2) each.
+pub struct Checked {
+    file: File,
+    key: Zeroizing<[u8; 16]>,
+    hashes: Arc<Mutex<Vec<[u8; 16]>>>,
+    check: bool,
+    index: usize,
+    block: Zeroizing<Vec<u8>>,
+    at: usize,
+    eof: bool,
+    failure: Failure,
+}
+
+impl Checked {
+    fn next_block(&mut self) -> io::Result<()> {
+        self.block.clear();
+        self.at = 0;
+        self.block.resize(BLOCK, 0);
+        let mut filled = 0;
+        while filled < BLOCK {
+            match self.file.read(&mut self.block[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.block.truncate(filled);
+        if filled < BLOCK {
+            self.eof = true;
+        }
+        let hash = Guard::hash(&self.key, &self.block);
+        let mut hashes = self
+            .hashes
+            .lock()
+            .map_err(|_| io::Error::other("guard poisoned"))?;
+        if self.check {
+            if hashes.get(self.index) != Some(&hash) {
+                self.block.clear();
+                drop(hashes);
+                return Err(self.failure.set(Error::InputChanged));
+            }
+        } else {
+            hashes.push(hash);
+        }
+        self.index += 1;
+        Ok(())
+    }
+}
+
+impl Read for Checked {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.block.len() {
+            if self.eof {
+                return Ok(0);
+            }
+            self.next_block()?;
+        }
+        let n = out.len().min(self.block.len() - self.at);
+        out[..n].copy_from_slice(&self.block[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// An unnamed file (mode 0600) for spooling ciphertext, in `dir` or `$TMPDIR`. It vanishes
+/// with the process, however the process ends.
+pub fn spool_file(dir: Option<&Path>) -> Result<File> {
+    let dir = dir.map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
+    crate::output::unnamed_file(&dir)
+        .map_err(|e| Error::io(format!("cannot create a spool file in {}", dir.display()), e))
+}
+
+/// The spool, from its start, for pass 2.
+pub fn rewind(mut spool: File) -> Result<File> {
+    spool
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io("cannot read the spool file", e))?;
+    Ok(spool)
+}
