@@ -119,11 +119,13 @@ impl<R: Read> Dearmor<R> {
             let line_end = match memchr::memchr(b'\n', &self.input[at..end]) {
                 Some(i) => at + i,
                 None if self.eof => end,
-                None if at > self.in_start => break,
+                // Wait for the rest of the line.
+                None if end < self.input.len() || at > self.in_start => break,
                 None => {
-                    // A line longer than the buffer: only base64 can be that long.
-                    if self.state != State::Body {
-                        return Err(invalid("an armor line is too long"));
+                    // A line longer than the buffer: only base64 (or text before the
+                    // armor) can be that long.
+                    if self.state == State::Headers {
+                        return Err(invalid("an armor header line is too long"));
                     }
                     end
                 }

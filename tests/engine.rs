@@ -1,0 +1,294 @@
+//! The decryption engine against messages from other implementations, in-process against the
+//! virtual card: GnuPG's and RNP's OCB/EAX Encrypted Data packet (tag 20), every legacy cipher
+//! from the real gpg, streams in two passes, and inputs that change between the passes.
+
+mod common;
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use cardecrypt::{
+    card::pin::PinSource,
+    decrypt::{self, Report},
+    engine::{Dest, Input},
+    Error,
+};
+use common::*;
+
+const RECIPIENT: &str = "cv25519@cardecrypt.test";
+
+/// Runs a peer program; its absence is a failure (scripts/test.sh installs them).
+fn run(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} not runnable ({e}); scripts/test.sh installs it"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("wait");
+    writer.join().expect("writer");
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A home for rnp or gpg holding the cv25519 fixture certificate.
+struct PeerHome(tempfile::TempDir);
+
+impl PeerHome {
+    fn rnp() -> PeerHome {
+        let home = PeerHome(tempfile::tempdir().expect("tempdir"));
+        let cert = data_dir().join("keys/cv25519.pub.asc");
+        run(
+            "rnpkeys",
+            &["--homedir", home.path(), "--import", cert.to_str().expect("path")],
+            b"",
+        );
+        home
+    }
+
+    fn gpg() -> PeerHome {
+        let home = PeerHome(tempfile::tempdir().expect("tempdir"));
+        let cert = data_dir().join("keys/cv25519.pub.asc");
+        run(
+            "gpg",
+            &["--homedir", home.path(), "--batch", "--quiet", "--import", cert.to_str().expect("path")],
+            b"",
+        );
+        home
+    }
+
+    fn path(&self) -> &str {
+        self.0.path().to_str().expect("utf-8 path")
+    }
+
+    fn rnp_encrypt(&self, aead: &str, chunk_bits: &str, armor: bool, plain: &[u8]) -> Vec<u8> {
+        let mut args = vec![
+            "--homedir", self.path(), "--encrypt", "-r", RECIPIENT, "--aead-chunk-bits", chunk_bits,
+        ];
+        let mode = format!("--aead={aead}");
+        args.push(&mode);
+        if armor {
+            args.push("--armor");
+        }
+        args.extend(["--output", "-", "-"]);
+        run("rnp", &args, plain)
+    }
+
+    fn gpg_encrypt(&self, extra: &[&str], plain: &[u8]) -> Vec<u8> {
+        let mut args = vec![
+            "--homedir", self.path(), "--batch", "--quiet", "--trust-model", "always", "-z", "0",
+            "-e", "-r", RECIPIENT,
+        ];
+        args.extend_from_slice(extra);
+        run("gpg", &args, plain)
+    }
+}
+
+fn text(len: usize) -> Vec<u8> {
+    (0..len).map(|i| b"abcdefghijklmnopqrstuvwxyz\n"[i % 27]).collect()
+}
+
+fn decrypts(message: &[u8]) -> Result<(Vec<u8>, Report), Error> {
+    let mut cards = Cards::with_key("cv25519");
+    decrypt_prompting(&mut cards, message)
+}
+
+#[test]
+fn rnp_ocb_and_eax_packets_decrypt_binary_and_armored_any_chunk_size() {
+    let home = PeerHome::rnp();
+    for len in [0usize, 1, 63, 64, 65, 5000, 300_000] {
+        let plain = text(len);
+        for (aead, id) in [("ocb", 2u8), ("eax", 1)] {
+            for (bits, armor) in [("0", false), ("6", true), ("12", false)] {
+                let message = home.rnp_encrypt(aead, bits, armor, &plain);
+                let (got, report) = decrypts(&message)
+                    .unwrap_or_else(|e| panic!("{aead} chunk bits {bits} len {len}: {e}"));
+                assert!(got == plain, "{aead} chunk bits {bits} len {len}");
+                assert_eq!(report.aead_algo, Some(id));
+                assert!(report.librepgp);
+            }
+        }
+    }
+}
+
+/// Flips one byte at `from_end` bytes before the end of the message.
+fn flip(message: &[u8], from_end: usize) -> Vec<u8> {
+    let mut m = message.to_vec();
+    let at = m.len() - from_end;
+    m[at] ^= 0x01;
+    m
+}
+
+#[test]
+fn tag20_tampered_in_the_last_chunk_or_the_final_tag_gives_nothing() {
+    let home = PeerHome::rnp();
+    let plain = text(10_000);
+    for aead in ["ocb", "eax"] {
+        let message = home.rnp_encrypt(aead, "6", false, &plain);
+        // The final tag is the last 16 bytes; the last chunk's data and tag come before it.
+        for (what, from_end) in [("final tag", 3), ("last chunk tag", 20), ("last chunk", 40)] {
+            let err = decrypts(&flip(&message, from_end)).expect_err(what);
+            assert_eq!(err.exit_code(), cardecrypt::error::exit::BAD_MESSAGE, "{aead} {what}: {err}");
+            assert!(err.to_string().contains("authenticate"), "{aead} {what}: {err}");
+        }
+        // Cut off the final tag: caught, not released.
+        let err = decrypts(&message[..message.len() - 16]).expect_err("truncated");
+        assert_eq!(err.exit_code(), cardecrypt::error::exit::BAD_MESSAGE, "{err}");
+    }
+}
+
+#[test]
+fn every_legacy_cipher_from_gpg_decrypts_and_the_weak_ones_are_named() {
+    let home = PeerHome::gpg();
+    let plain = text(20_000);
+    for (name, id, weak) in [
+        ("IDEA", 1u8, true),
+        ("3DES", 2, true),
+        ("CAST5", 3, true),
+        ("BLOWFISH", 4, true),
+        ("AES", 7, false),
+        ("AES192", 8, false),
+        ("AES256", 9, false),
+        ("TWOFISH", 10, false),
+        ("CAMELLIA128", 11, false),
+        ("CAMELLIA192", 12, false),
+        ("CAMELLIA256", 13, false),
+    ] {
+        let message = home.gpg_encrypt(&["--cipher-algo", name], &plain);
+        let (got, report) = decrypts(&message).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(got == plain, "{name}");
+        assert_eq!(report.sym_algo, Some(id), "{name}");
+        assert_eq!(report.weak_cipher.is_some(), weak, "{name}");
+        let tampered = flip(&message, 30);
+        let err = decrypts(&tampered).expect_err(name);
+        assert!(!err.to_string().is_empty() && err.exit_code() == 6, "{name}: {err}");
+    }
+}
+
+/// gpg's compressed messages (zlib, zip, bzip2) stream through the inner parser.
+#[test]
+fn gpg_compressed_messages_decrypt() {
+    let home = PeerHome::gpg();
+    let plain = text(200_000);
+    for algo in ["zip", "zlib", "bzip2"] {
+        let message = home.gpg_encrypt(&["--compress-algo", algo, "-z", "6"], &plain);
+        let (got, _) = decrypts(&message).unwrap_or_else(|e| panic!("{algo}: {e}"));
+        assert!(got == plain, "{algo}");
+    }
+}
+
+fn stream(input: Input, out: &mut Vec<u8>) -> Result<u64, Error> {
+    let mut cards = Cards::with_key("cv25519");
+    let mut ui = Scripted::with_pin(USER_PIN);
+    let mut report = Report::default();
+    decrypt::decrypt_to(
+        input,
+        Dest::Stream(out),
+        &mut cards,
+        &mut ui,
+        &options(PinSource::Ask, false),
+        &mut report,
+    )
+}
+
+fn file_with(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, data).expect("write");
+    path
+}
+
+/// Two passes, from a re-read file and from a spooled pipe, give the plaintext once, and the
+/// spool is gone afterwards.
+#[test]
+fn streams_get_the_plaintext_in_a_second_pass_from_a_file_or_a_spool() {
+    let home = PeerHome::gpg();
+    let plain = text(3 << 20);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for armor in [false, true] {
+        let extra: &[&str] = if armor { &["--armor"] } else { &[] };
+        let message = home.gpg_encrypt(extra, &plain);
+        let path = file_with(dir.path(), "m.gpg", &message);
+        let mut out = Vec::new();
+        let file = std::fs::File::open(&path).expect("open");
+        assert_eq!(stream(Input::File(file), &mut out).expect("file"), plain.len() as u64);
+        assert!(out == plain, "file, armor {armor}");
+        let mut out = Vec::new();
+        let pipe = Input::Stream(Box::new(std::io::Cursor::new(message.clone())));
+        assert_eq!(stream(pipe, &mut out).expect("spool"), plain.len() as u64);
+        assert!(out == plain, "spool, armor {armor}");
+    }
+}
+
+/// A stream's output is written in pass 2 only; if the file changes after pass 1, pass 2
+/// stops at the first changed block (what came before it was authenticated in pass 1).
+#[test]
+fn a_file_changed_between_the_passes_is_refused() {
+    struct ChangesFile<'a> {
+        path: &'a Path,
+        out: Vec<u8>,
+        done: bool,
+    }
+    impl Write for ChangesFile<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if !self.done {
+                // Pass 2 has started: change a byte in the third MiB of the ciphertext.
+                let mut data = std::fs::read(self.path)?;
+                data[(2 << 20) + 100] ^= 0x55;
+                std::fs::write(self.path, data)?;
+                self.done = true;
+            }
+            self.out.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let home = PeerHome::gpg();
+    let plain = text(4 << 20);
+    let message = home.gpg_encrypt(&[], &plain);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = file_with(dir.path(), "m.gpg", &message);
+    let mut sink = ChangesFile {
+        path: &path,
+        out: Vec::new(),
+        done: false,
+    };
+    let mut cards = Cards::with_key("cv25519");
+    let mut ui = Scripted::with_pin(USER_PIN);
+    let file = std::fs::File::open(&path).expect("open");
+    let err = decrypt::decrypt_to(
+        Input::File(file),
+        Dest::Stream(&mut sink),
+        &mut cards,
+        &mut ui,
+        &options(PinSource::Ask, false),
+        &mut Report::default(),
+    )
+    .expect_err("changed file");
+    assert!(matches!(err, Error::InputChanged), "{err}");
+    assert!(sink.out.len() < plain.len());
+    assert!(plain.starts_with(&sink.out));
+}
+
+/// Garbage is "not OpenPGP"; a broken packet is a bad message.
+#[test]
+fn garbage_is_not_openpgp_but_a_broken_packet_is_a_bad_message() {
+    let err = decrypts(b"hello world").expect_err("garbage");
+    assert!(matches!(err, Error::NotOpenPgp(_)), "{err}");
+    let err = decrypts(&[0xc1, 0x00]).expect_err("broken");
+    assert!(matches!(err, Error::BadMessage(_)), "{err}");
+}
