@@ -4,18 +4,23 @@
 #   - cardecrypt, a fresh process per decrypt, PIN from a file;
 #   - gpg -d with gpg-agent and scdaemon already running (the card stays unlocked);
 #   - gpg -d with the agent restarted before each run.
+# and then bulk throughput (MiB/s, peak RSS, ratio to gpg) on BENCH_MIB (default 256) MiB
+# messages: SEIPD v1 binary and armored, to -o and to stdout (piped: two passes), zlib,
+# SEIPD v2 OCB (made by Sequoia), GnuPG's tag-20 OCB packet (made by rnp).
 # Release build. Needs no pcscd running, or one with the vpcd reader and no card in it.
-#   scripts/bench.sh [RUNS]     (default 21)
+#   scripts/bench.sh [RUNS] [BULK_RUNS]     (default 21 and 5)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 # shellcheck source=scripts/lib.sh
 . "$here/lib.sh"
 runs=${1:-21}
+bulk_runs=${2:-5}
+mib=${BENCH_MIB:-256}
 
 install_packages
 echo "==> release build"
-(cd "$top" && cargo build --release --workspace --quiet)
+(cd "$top" && cargo build --release --workspace --examples --quiet)
 bin="$top/target/release"
 
 work=$(mktemp -d)
@@ -85,3 +90,67 @@ bench "cardecrypt, card powered off between" 0.8 ":" "$cardecrypt"
 bench "cardecrypt, back to back" 0 ":" "$cardecrypt"
 bench "gpg -d, agent running" 0.8 ":" "$gpg_d"
 bench "gpg -d, agent restarted" 0.8 "gpgconf --kill all" "$gpg_d"
+
+# ---------------------------------------------------------------- bulk throughput
+# median_run CMD: median wall seconds over $bulk_runs runs, and the peak RSS (KiB) of the
+# last one (GNU time's %M).
+median_run() {
+  local cmd=$1 times=() rss=0 t0 t1
+  for _ in $(seq "$bulk_runs"); do
+    t0=$(date +%s%N)
+    /usr/bin/time -f %M -o "$work/rss" bash -c "$cmd" >/dev/null 2>&1 || { echo "failed: $cmd" >&2; exit 1; }
+    t1=$(date +%s%N)
+    times+=($(( (t1 - t0) / 1000 )))
+    rss=$(tail -n 1 "$work/rss")
+  done
+  local median
+  median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
+  echo "$median $rss"
+}
+
+echo
+echo "==> making ${mib} MiB messages"
+head -c $((mib << 20)) /dev/urandom > "$work/big.plain"
+base64 -w 76 "$work/big.plain" | head -c $((mib << 20)) > "$work/big.text"
+enc="gpg --batch --quiet --trust-model always -r cv25519@cardecrypt.test --cipher-algo AES256"
+$enc -z 0 -e -o "$work/big.gpg" "$work/big.plain"
+$enc -z 0 -a -e -o "$work/big.asc" "$work/big.plain"
+$enc --compress-algo zlib -z 6 -e -o "$work/big.zlib.gpg" "$work/big.text"
+"$top/target/release/examples/seal" "$keys/cv25519.pub.asc" ocb < "$work/big.plain" > "$work/big.v2ocb.pgp"
+mkdir -m 700 "$work/rnp"
+rnpkeys --homedir "$work/rnp" --import "$keys/cv25519.pub.asc" >/dev/null 2>&1
+rnp --homedir "$work/rnp" --encrypt --aead=ocb -z 0 -r cv25519@cardecrypt.test \
+  --output "$work/big.tag20.gpg" "$work/big.plain" >/dev/null 2>&1
+rm -f "$work/big.text"
+# Warm the page cache and the key cache.
+cat "$work"/big.* > /dev/null
+"$bin/cardecrypt" --batch --pin-file "$work/pin" "$work/msg.gpg" >/dev/null 2>&1
+
+cd_run="'$bin/cardecrypt' --batch --pin-file '$work/pin'"
+gpg_run="gpg --batch --pinentry-mode loopback --passphrase 123456 -d"
+echo
+echo "| ${mib} MiB, $bulk_runs runs, median | cardecrypt MiB/s | peak RSS | gpg 2.2 MiB/s | ratio |"
+echo "|---|---|---|---|---|"
+row() {
+  local name=$1 ours=$2 theirs=$3
+  read -r t_ours rss_ours < <(median_run "$ours")
+  local line
+  line=$(awk -v n="$name" -v m="$mib" -v t="$t_ours" -v r="$rss_ours" \
+    'BEGIN{printf "| %-34s | %7.0f | %5.1f MiB |", n, m / (t / 1e6), r / 1024}')
+  if [ -n "$theirs" ]; then
+    read -r t_theirs _ < <(median_run "$theirs")
+    awk -v l="$line" -v m="$mib" -v a="$t_ours" -v b="$t_theirs" \
+      'BEGIN{printf "%s %7.0f | %.2fx |\n", l, m / (b / 1e6), b / a}'
+  else
+    echo "$line  (gpg 2.2 cannot) | - |"
+  fi
+}
+row "SEIPDv1 binary, -o FILE" "$cd_run -o '$work/out' --overwrite '$work/big.gpg'" "$gpg_run --yes -o '$work/out' '$work/big.gpg'"
+row "SEIPDv1 binary, stdout (file)" "$cd_run '$work/big.gpg' > /dev/null" "$gpg_run '$work/big.gpg' > /dev/null"
+row "SEIPDv1 binary, stdin pipe -> pipe" "cat '$work/big.gpg' | $cd_run | cat > /dev/null" "cat '$work/big.gpg' | $gpg_run | cat > /dev/null"
+row "SEIPDv1 armored, -o FILE" "$cd_run -o '$work/out' --overwrite '$work/big.asc'" "$gpg_run --yes -o '$work/out' '$work/big.asc'"
+row "SEIPDv1 armored, stdout (file)" "$cd_run '$work/big.asc' > /dev/null" "$gpg_run '$work/big.asc' > /dev/null"
+row "SEIPDv1 zlib, stdout" "$cd_run '$work/big.zlib.gpg' > /dev/null" "$gpg_run '$work/big.zlib.gpg' > /dev/null"
+row "SEIPDv2 OCB (Sequoia), -o FILE" "$cd_run -o '$work/out' --overwrite '$work/big.v2ocb.pgp'" ""
+row "SEIPDv2 OCB (Sequoia), stdout" "$cd_run '$work/big.v2ocb.pgp' > /dev/null" ""
+row "tag-20 OCB (rnp), stdout" "$cd_run '$work/big.tag20.gpg' > /dev/null" ""

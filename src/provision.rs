@@ -201,6 +201,8 @@ pub struct Planned {
     pub slot: openpgp_card::ocard::KeyType,
     pub fingerprint: String,
     pub key: Uploadable,
+    /// Said once when the key goes on the card: its binding is weak (SHA-1) or it expired.
+    pub warning: Option<String>,
 }
 
 /// Picks the keys of `cert` for the card's slots: the newest valid key for each of
@@ -213,17 +215,28 @@ pub fn plan(
     use openpgp_card::ocard::KeyType;
     use sequoia_openpgp::policy::StandardPolicy;
 
-    let policy = StandardPolicy::new();
+    // A key is its owner's: like gpg's keytocard, accept self-signatures made with SHA-1
+    // (every key from before ~2016) and expired subkeys, and say so. The strict policy
+    // decides only what the warning says.
+    let strict = StandardPolicy::new();
+    let mut policy = StandardPolicy::new();
+    policy.accept_hash(sequoia_openpgp::types::HashAlgorithm::SHA1);
     let valid = cert
         .with_policy(&policy, None)
         .map_err(|e| Error::Usage(format!("the key is not valid: {e}")))?;
+    let weak_binding = |fp: &sequoia_openpgp::Fingerprint| -> bool {
+        cert.with_policy(&strict, None)
+            .map(|v| !v.keys().any(|k| k.key().fingerprint() == *fp))
+            .unwrap_or(true)
+    };
     let wanted = |fp: &str| {
         only.is_empty()
             || only
                 .iter()
                 .any(|o| o.replace(' ', "").eq_ignore_ascii_case(fp))
     };
-    let mut chosen: Vec<(KeyType, Key<SecretParts, UnspecifiedRole>)> = Vec::new();
+    let mut chosen: Vec<(KeyType, Key<SecretParts, UnspecifiedRole>, Option<String>)> =
+        Vec::new();
     for ka in valid.keys().secret() {
         let fp = ka.key().fingerprint().to_hex();
         if !wanted(&fp) {
@@ -239,10 +252,26 @@ pub fn plan(
             continue;
         };
         let key = ka.key().clone().role_into_unspecified();
-        match chosen.iter_mut().find(|(s, _)| *s == slot) {
-            Some(entry) if entry.1.creation_time() < key.creation_time() => entry.1 = key,
+        let mut warning = None;
+        if weak_binding(&key.fingerprint()) {
+            warning = Some(format!(
+                "warning: key {fp} is bound to its certificate with a SHA-1 signature, which \
+                 current OpenPGP programs reject: it goes on the card, but refresh the \
+                 certificate's self-signatures (gpg --quick-set-expire, sq key expire) and \
+                 publish it again"
+            ));
+        } else if ka.alive().is_err() {
+            warning = Some(format!(
+                "warning: key {fp} has expired: it goes on the card and decrypts old mail, \
+                 but senders with a current certificate will not encrypt to it"
+            ));
+        }
+        match chosen.iter_mut().find(|(s, _, _)| *s == slot) {
+            Some(entry) if entry.1.creation_time() < key.creation_time() => {
+                *entry = (slot, key, warning)
+            }
             Some(_) => {}
-            None => chosen.push((slot, key)),
+            None => chosen.push((slot, key, warning)),
         }
     }
     if chosen.is_empty() {
@@ -254,7 +283,7 @@ pub fn plan(
     }
     chosen
         .into_iter()
-        .map(|(slot, key)| {
+        .map(|(slot, key, warning)| {
             let fingerprint = key.fingerprint().to_hex();
             let key = if key.has_unencrypted_secret() {
                 key
@@ -272,6 +301,7 @@ pub fn plan(
                 slot,
                 fingerprint,
                 key: Uploadable::new(&key)?,
+                warning,
             })
         })
         .collect()

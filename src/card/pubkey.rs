@@ -70,10 +70,9 @@ pub fn slot_key(
         return Ok(key);
     }
     let material = tx.public_key_material(key_type).map_err(Error::from_card)?;
-    let created =
-        slot.created.as_ref().map(|t| t.get()).ok_or_else(|| {
-            Error::KeyMismatch("the card has no creation time for this key".into())
-        })?;
+    // Time 0 (1970) is a valid creation time, and cards report it as "no time": the
+    // fingerprint check in `rebuild` tells whether it is right.
+    let created = slot.created.as_ref().map_or(0, |t| t.get());
     let key = rebuild(&material, &slot.algorithm, created, &wanted)?;
     if let Some(file) = cache_file {
         write_cached(&file, &key);

@@ -312,6 +312,17 @@ fn decrypt_packets(
         }
     };
     let written = inner_message(decrypted, pass.certs, facts, out, failure)?;
+    // One message per input: a second one glued on could be shown as if it were part of the
+    // first (RFC 9580's message grammar has one encrypted container).
+    match pp.next().map_err(bad)?.1 {
+        PacketParserResult::EOF(_) => {}
+        PacketParserResult::Some(next) => {
+            return Err(Error::BadMessage(format!(
+                "a {} packet follows the encrypted data: the input is not one OpenPGP message",
+                next.packet.tag()
+            )));
+        }
+    }
     if asked {
         pass.unlocked = Some(Unlocked {
             sym: unlocked.sym,

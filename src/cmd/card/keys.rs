@@ -45,6 +45,9 @@ pub fn run(source: &mut dyn CardSource, command: CardCommand, verbose: bool) -> 
             }
             .map(|p| Password::from(secrecy::ExposeSecret::expose_secret(&p)));
             let planned = provision::plan(&cert, &subkey, password.as_ref())?;
+            for warning in planned.iter().filter_map(|p| p.warning.as_deref()) {
+                eprintln!("cardecrypt: {warning}");
+            }
             let (mut open, ident) = open_one(source, card.card.as_deref(), verbose)?;
             let mut tx = transaction(&mut open.card)?;
             let slots: Vec<KeyType> = planned.iter().map(|p| p.slot).collect();
