@@ -6,6 +6,7 @@
 use std::io::{self, Write};
 
 use sequoia_openpgp::{
+    cert::prelude::*,
     parse::Parse,
     policy::StandardPolicy,
     serialize::stream::{Encryptor, LiteralWriter, Message, Recipient},
@@ -33,8 +34,7 @@ fn main() -> anyhow::Result<()> {
         .for_transport_encryption()
         .map(|ka| Recipient::new(ka.valid_cert().features(), ka.key().key_handle(), ka.key()))
         .collect();
-    let stdout = io::stdout().lock();
-    let message = Message::new(io::BufWriter::with_capacity(1 << 20, stdout));
+    let message = Message::new(io::BufWriter::with_capacity(1 << 20, io::stdout()));
     let message = Encryptor::for_recipients(message, recipients)
         .aead_algo(aead)
         .build()?;

@@ -111,7 +111,7 @@ median_run() {
 echo
 echo "==> making ${mib} MiB messages"
 head -c $((mib << 20)) /dev/urandom > "$work/big.plain"
-base64 -w 76 "$work/big.plain" | head -c $((mib << 20)) > "$work/big.text"
+head -c $((mib * 3 / 4 << 20)) "$work/big.plain" | base64 -w 76 > "$work/big.text"
 enc="gpg --batch --quiet --trust-model always -r cv25519@cardecrypt.test --cipher-algo AES256"
 $enc -z 0 -e -o "$work/big.gpg" "$work/big.plain"
 $enc -z 0 -a -e -o "$work/big.asc" "$work/big.plain"

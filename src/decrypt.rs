@@ -393,14 +393,45 @@ impl crypto::Decryptor for CardDecryptor<'_, '_> {
                 };
                 let shared = self.decipher(Cryptogram::ECDH(point))?;
                 let shared = x_coordinate(&curve, &shared);
-                let shared: Protected = shared.to_vec().into();
-                crypto::ecdh::decrypt_unwrap(&self.public, &shared, ciphertext, plaintext_len)
+                let standard: Protected = shared.to_vec().into();
+                let result =
+                    crypto::ecdh::decrypt_unwrap(&self.public, &standard, ciphertext, plaintext_len);
+                if result.is_ok() {
+                    return result;
+                }
+                // Two encoders in real mailboxes fed the KDF a shared secret with its zero
+                // bytes stripped: old go crypto the leading ones, old OpenPGP.js (early
+                // Proton Mail) the trailing ones of X25519's little-endian secret. OpenPGP.js
+                // still reads both. The AES key wrap's integrity check and then the MDC or
+                // AEAD tags still have to pass, so this weakens nothing.
+                for quirk in [strip_leading_zeros(shared), strip_trailing_zeros(shared)] {
+                    if quirk.len() == shared.len() {
+                        continue;
+                    }
+                    let quirk: Protected = quirk.to_vec().into();
+                    if let Ok(key) =
+                        crypto::ecdh::decrypt_unwrap(&self.public, &quirk, ciphertext, plaintext_len)
+                    {
+                        return Ok(key);
+                    }
+                }
+                result
             }
             _ => Err(anyhow::anyhow!(
                 "this kind of encrypted session key cannot be decrypted by a card"
             )),
         }
     }
+}
+
+fn strip_leading_zeros(b: &[u8]) -> &[u8] {
+    let start = b.iter().position(|&x| x != 0).unwrap_or(b.len());
+    &b[start..]
+}
+
+fn strip_trailing_zeros(b: &[u8]) -> &[u8] {
+    let end = b.iter().rposition(|&x| x != 0).map_or(0, |i| i + 1);
+    &b[..end]
 }
 
 /// Some cards answer ECDH with the whole point `04 || X || Y`; the secret is X.

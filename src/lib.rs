@@ -22,6 +22,7 @@ pub mod config;
 pub mod decrypt;
 pub mod engine;
 pub mod error;
+pub mod lenient;
 pub mod mail;
 pub mod output;
 pub mod provision;

@@ -56,7 +56,13 @@ impl Uploadable {
     pub fn new(key: &Key<SecretParts, UnspecifiedRole>) -> Result<Self> {
         let fp = key.fingerprint();
         let fingerprint = Fingerprint::try_from(fp.as_bytes())
-            .map_err(|_| Error::Usage(format!("key {fp} is not a v4 key; cards hold v4 keys")))?;
+            .map_err(|_| Error::Usage(format!(
+                "key {fp} is a v6 key (RFC 9580), and cardecrypt puts \
+                 only v4 keys on cards: OpenPGP cards 3.x keep a 20-byte v4 fingerprint and \
+                 creation time per slot, and that is how cardecrypt finds and rebuilds the \
+                 card's key; keep this key in software (gpg 2.5, sq) or give the card a v4 \
+                 key"
+            )))?;
         let created = key
             .creation_time()
             .duration_since(UNIX_EPOCH)
@@ -196,6 +202,25 @@ impl EccKey for EccParts {
     }
 }
 
+/// Reads a secret key file (armored or binary). Signatures with non-minimal MPIs, which
+/// sequoia refuses and gpg reads, are mended first ([`crate::lenient`]).
+pub fn read_key(path: &std::path::Path) -> Result<sequoia_openpgp::Cert> {
+    use sequoia_openpgp::parse::Parse;
+    use std::io::Read;
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let mut binary = Vec::new();
+    let dearmored = sequoia_openpgp::armor::Reader::from_bytes(
+        &bytes,
+        sequoia_openpgp::armor::ReaderMode::Tolerant(None),
+    )
+    .read_to_end(&mut binary);
+    let binary = if dearmored.is_ok() && !binary.is_empty() { binary } else { bytes };
+    let mended = crate::lenient::keyring(&binary);
+    sequoia_openpgp::Cert::from_bytes(mended.as_deref().unwrap_or(&binary))
+        .map_err(|e| Error::Usage(format!("cannot read a secret key from {}: {e}", path.display())))
+}
+
 /// Which key goes to which slot.
 pub struct Planned {
     pub slot: openpgp_card::ocard::KeyType,
@@ -294,8 +319,7 @@ pub fn plan(
                             .into(),
                     )
                 })?;
-                key.decrypt_secret(password)
-                    .map_err(|_| Error::Usage(format!("wrong passphrase for key {fingerprint}")))?
+                key.decrypt_secret(password).map_err(|e| secret_key_error(&e, &fingerprint))?
             };
             Ok(Planned {
                 slot,
@@ -305,6 +329,21 @@ pub fn plan(
             })
         })
         .collect()
+}
+
+/// A passphrase that does not unlock the key, or secret key material that cannot be read
+/// once unlocked (non-canonical MPIs, as GnuPG 2.1.5 wrote): two different things to say.
+fn secret_key_error(e: &anyhow::Error, fingerprint: &str) -> Error {
+    let text = e.to_string();
+    if text.contains("MPI") || text.contains("Malformed") {
+        Error::Usage(format!(
+            "the passphrase is right, but the secret key material of {fingerprint} is \
+             malformed ({text}); export the key again with a current gpg \
+             (gpg --export-secret-keys) and import that"
+        ))
+    } else {
+        Error::Usage(format!("wrong passphrase for key {fingerprint}"))
+    }
 }
 
 // ---------------------------------------------------------------- card management

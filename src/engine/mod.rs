@@ -163,7 +163,9 @@ fn run_pass(
         }),
         None => binary,
     };
-    let result = decrypt_packets(binary, armored, keys, pass, out, failure);
+    let binary = crate::lenient::MendedPkesks::new(binary)
+        .map_err(|e| failure.take().unwrap_or_else(|| Error::io("cannot read the message", e)))?;
+    let result = decrypt_packets(Box::new(binary), armored, keys, pass, out, failure);
     match (failure.take(), result) {
         (Some(e), Err(_)) => Err(e),
         (_, r) => r,

@@ -1,7 +1,7 @@
 //! `card import`, `card generate`, `card export`: keys onto the card, certificates out.
 
 use openpgp_card::{ocard::KeyType, state::Transaction, Card};
-use sequoia_openpgp::{crypto::Password, parse::Parse, serialize::SerializeInto, Cert};
+use sequoia_openpgp::{crypto::Password, serialize::SerializeInto, Cert};
 
 use super::{admin_pin, confirm, open_one, transaction, user_pin};
 use crate::{
@@ -22,12 +22,7 @@ pub fn run(source: &mut dyn CardSource, command: CardCommand, verbose: bool) -> 
             replace,
             auth,
         } => {
-            let cert = Cert::from_file(&file).map_err(|e| {
-                Error::Usage(format!(
-                    "cannot read a secret key from {}: {e}",
-                    file.display()
-                ))
-            })?;
+            let cert = provision::read_key(&file)?;
             let password = match &passphrase_file {
                 Some(_) => Some(super::secret(
                     passphrase_file.as_deref(),
