@@ -292,3 +292,4 @@ fn garbage_is_not_openpgp_but_a_broken_packet_is_a_bad_message() {
     let err = decrypts(&[0xc1, 0x00]).expect_err("broken");
     assert!(matches!(err, Error::BadMessage(_)), "{err}");
 }
+
