@@ -394,8 +394,12 @@ impl crypto::Decryptor for CardDecryptor<'_, '_> {
                 let shared = self.decipher(Cryptogram::ECDH(point))?;
                 let shared = x_coordinate(&curve, &shared);
                 let standard: Protected = shared.to_vec().into();
-                let result =
-                    crypto::ecdh::decrypt_unwrap(&self.public, &standard, ciphertext, plaintext_len);
+                let result = crypto::ecdh::decrypt_unwrap(
+                    &self.public,
+                    &standard,
+                    ciphertext,
+                    plaintext_len,
+                );
                 if result.is_ok() {
                     return result;
                 }
@@ -409,9 +413,12 @@ impl crypto::Decryptor for CardDecryptor<'_, '_> {
                         continue;
                     }
                     let quirk: Protected = quirk.to_vec().into();
-                    if let Ok(key) =
-                        crypto::ecdh::decrypt_unwrap(&self.public, &quirk, ciphertext, plaintext_len)
-                    {
+                    if let Ok(key) = crypto::ecdh::decrypt_unwrap(
+                        &self.public,
+                        &quirk,
+                        ciphertext,
+                        plaintext_len,
+                    ) {
                         return Ok(key);
                     }
                 }

@@ -102,10 +102,18 @@ fn header(bytes: &[u8]) -> Option<(u8, usize, usize)> {
         let first = usize::from(*bytes.get(1)?);
         match first {
             0..=191 => Some((ctb & 0x3F, 2, first)),
-            192..=223 => Some((ctb & 0x3F, 3, ((first - 192) << 8) + usize::from(*bytes.get(2)?) + 192)),
+            192..=223 => Some((
+                ctb & 0x3F,
+                3,
+                ((first - 192) << 8) + usize::from(*bytes.get(2)?) + 192,
+            )),
             255 => {
                 let l = bytes.get(2..6)?;
-                Some((ctb & 0x3F, 6, u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize))
+                Some((
+                    ctb & 0x3F,
+                    6,
+                    u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize,
+                ))
             }
             _ => None,
         }
@@ -113,10 +121,18 @@ fn header(bytes: &[u8]) -> Option<(u8, usize, usize)> {
         let tag = (ctb >> 2) & 0x0F;
         match ctb & 3 {
             0 => Some((tag, 2, usize::from(*bytes.get(1)?))),
-            1 => Some((tag, 3, usize::from(u16::from_be_bytes([*bytes.get(1)?, *bytes.get(2)?])))),
+            1 => Some((
+                tag,
+                3,
+                usize::from(u16::from_be_bytes([*bytes.get(1)?, *bytes.get(2)?])),
+            )),
             2 => {
                 let l = bytes.get(1..5)?;
-                Some((tag, 5, u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize))
+                Some((
+                    tag,
+                    5,
+                    u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize,
+                ))
             }
             _ => None,
         }
@@ -169,7 +185,9 @@ impl<R: std::io::Read> MendedPkesks<R> {
                 }
                 pending.push(b[0]);
             }
-            let Some((tag, head, len)) = header(&pending) else { break };
+            let Some((tag, head, len)) = header(&pending) else {
+                break;
+            };
             if !matches!(tag, 1 | 3 | 10) || len > MAX_PKESK {
                 break;
             }

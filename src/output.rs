@@ -107,16 +107,28 @@ impl PendingFile {
     pub fn commit(mut self) -> Result<()> {
         let target = self.target.clone();
         let cannot = |e: io::Error| Error::io(format!("cannot write {}", target.display()), e);
-        self.file.sync_all().map_err(cannot)?;
+        // Written data is checked (a full file system fails here at the latest), but not
+        // forced to disk: like gpg and sq, durability is left to the file system, and an
+        // fsync of a multi-GB backup would cost more than the decryption.
+        self.file.flush().map_err(cannot)?;
         let source = match &self.named {
             Some(tmp) => tmp.clone(),
             None => {
                 // Give the unnamed file a hidden name first when it is to replace a file.
-                let fd_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&self.file));
+                let fd_path = format!(
+                    "/proc/self/fd/{}",
+                    std::os::fd::AsRawFd::as_raw_fd(&self.file)
+                );
                 if !self.overwrite {
-                    rustix::fs::linkat(CWD, fd_path.as_str(), CWD, &target, AtFlags::SYMLINK_FOLLOW)
-                        .map_err(io::Error::from)
-                        .map_err(cannot)?;
+                    rustix::fs::linkat(
+                        CWD,
+                        fd_path.as_str(),
+                        CWD,
+                        &target,
+                        AtFlags::SYMLINK_FOLLOW,
+                    )
+                    .map_err(io::Error::from)
+                    .map_err(cannot)?;
                     return Ok(());
                 }
                 let tmp = temp_path(&target);
@@ -129,7 +141,9 @@ impl PendingFile {
         };
         let placed = if self.overwrite {
             if matches!(existing(&target), Existing::Special) {
-                Err(io::Error::other("it is not a regular file; it is not replaced"))
+                Err(io::Error::other(
+                    "it is not a regular file; it is not replaced",
+                ))
             } else {
                 std::fs::rename(&source, &target)
             }
@@ -148,7 +162,8 @@ impl PendingFile {
 
 /// O_TMPFILE is not offered by this file system (EOPNOTSUPP, EISDIR on old kernels).
 fn is_no_tmpfile(errno: i32) -> bool {
-    errno == rustix::io::Errno::OPNOTSUPP.raw_os_error() || errno == rustix::io::Errno::ISDIR.raw_os_error()
+    errno == rustix::io::Errno::OPNOTSUPP.raw_os_error()
+        || errno == rustix::io::Errno::ISDIR.raw_os_error()
 }
 
 impl Drop for PendingFile {

@@ -55,14 +55,15 @@ struct EccParts {
 impl Uploadable {
     pub fn new(key: &Key<SecretParts, UnspecifiedRole>) -> Result<Self> {
         let fp = key.fingerprint();
-        let fingerprint = Fingerprint::try_from(fp.as_bytes())
-            .map_err(|_| Error::Usage(format!(
+        let fingerprint = Fingerprint::try_from(fp.as_bytes()).map_err(|_| {
+            Error::Usage(format!(
                 "key {fp} is a v6 key (RFC 9580), and cardecrypt puts \
                  only v4 keys on cards: OpenPGP cards 3.x keep a 20-byte v4 fingerprint and \
                  creation time per slot, and that is how cardecrypt finds and rebuilds the \
                  card's key; keep this key in software (gpg 2.5, sq) or give the card a v4 \
                  key"
-            )))?;
+            ))
+        })?;
         let created = key
             .creation_time()
             .duration_since(UNIX_EPOCH)
@@ -207,18 +208,26 @@ impl EccKey for EccParts {
 pub fn read_key(path: &std::path::Path) -> Result<sequoia_openpgp::Cert> {
     use sequoia_openpgp::parse::Parse;
     use std::io::Read;
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
     let mut binary = Vec::new();
     let dearmored = sequoia_openpgp::armor::Reader::from_bytes(
         &bytes,
         sequoia_openpgp::armor::ReaderMode::Tolerant(None),
     )
     .read_to_end(&mut binary);
-    let binary = if dearmored.is_ok() && !binary.is_empty() { binary } else { bytes };
+    let binary = if dearmored.is_ok() && !binary.is_empty() {
+        binary
+    } else {
+        bytes
+    };
     let mended = crate::lenient::keyring(&binary);
-    sequoia_openpgp::Cert::from_bytes(mended.as_deref().unwrap_or(&binary))
-        .map_err(|e| Error::Usage(format!("cannot read a secret key from {}: {e}", path.display())))
+    sequoia_openpgp::Cert::from_bytes(mended.as_deref().unwrap_or(&binary)).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read a secret key from {}: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Which key goes to which slot.
@@ -260,8 +269,7 @@ pub fn plan(
                 .iter()
                 .any(|o| o.replace(' ', "").eq_ignore_ascii_case(fp))
     };
-    let mut chosen: Vec<(KeyType, Key<SecretParts, UnspecifiedRole>, Option<String>)> =
-        Vec::new();
+    let mut chosen: Vec<(KeyType, Key<SecretParts, UnspecifiedRole>, Option<String>)> = Vec::new();
     for ka in valid.keys().secret() {
         let fp = ka.key().fingerprint().to_hex();
         if !wanted(&fp) {
@@ -319,7 +327,8 @@ pub fn plan(
                             .into(),
                     )
                 })?;
-                key.decrypt_secret(password).map_err(|e| secret_key_error(&e, &fingerprint))?
+                key.decrypt_secret(password)
+                    .map_err(|e| secret_key_error(&e, &fingerprint))?
             };
             Ok(Planned {
                 slot,

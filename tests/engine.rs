@@ -53,7 +53,12 @@ impl PeerHome {
         let cert = data_dir().join("keys/cv25519.pub.asc");
         run(
             "rnpkeys",
-            &["--homedir", home.path(), "--import", cert.to_str().expect("path")],
+            &[
+                "--homedir",
+                home.path(),
+                "--import",
+                cert.to_str().expect("path"),
+            ],
             b"",
         );
         home
@@ -64,7 +69,14 @@ impl PeerHome {
         let cert = data_dir().join("keys/cv25519.pub.asc");
         run(
             "gpg",
-            &["--homedir", home.path(), "--batch", "--quiet", "--import", cert.to_str().expect("path")],
+            &[
+                "--homedir",
+                home.path(),
+                "--batch",
+                "--quiet",
+                "--import",
+                cert.to_str().expect("path"),
+            ],
             b"",
         );
         home
@@ -76,7 +88,13 @@ impl PeerHome {
 
     fn rnp_encrypt(&self, aead: &str, chunk_bits: &str, armor: bool, plain: &[u8]) -> Vec<u8> {
         let mut args = vec![
-            "--homedir", self.path(), "--encrypt", "-r", RECIPIENT, "--aead-chunk-bits", chunk_bits,
+            "--homedir",
+            self.path(),
+            "--encrypt",
+            "-r",
+            RECIPIENT,
+            "--aead-chunk-bits",
+            chunk_bits,
         ];
         let mode = format!("--aead={aead}");
         args.push(&mode);
@@ -89,8 +107,17 @@ impl PeerHome {
 
     fn gpg_encrypt(&self, extra: &[&str], plain: &[u8]) -> Vec<u8> {
         let mut args = vec![
-            "--homedir", self.path(), "--batch", "--quiet", "--trust-model", "always", "-z", "0",
-            "-e", "-r", RECIPIENT,
+            "--homedir",
+            self.path(),
+            "--batch",
+            "--quiet",
+            "--trust-model",
+            "always",
+            "-z",
+            "0",
+            "-e",
+            "-r",
+            RECIPIENT,
         ];
         args.extend_from_slice(extra);
         run("gpg", &args, plain)
@@ -98,7 +125,9 @@ impl PeerHome {
 }
 
 fn text(len: usize) -> Vec<u8> {
-    (0..len).map(|i| b"abcdefghijklmnopqrstuvwxyz\n"[i % 27]).collect()
+    (0..len)
+        .map(|i| b"abcdefghijklmnopqrstuvwxyz\n"[i % 27])
+        .collect()
 }
 
 fn decrypts(message: &[u8]) -> Result<(Vec<u8>, Report), Error> {
@@ -141,12 +170,23 @@ fn tag20_tampered_in_the_last_chunk_or_the_final_tag_gives_nothing() {
         // The final tag is the last 16 bytes; the last chunk's data and tag come before it.
         for (what, from_end) in [("final tag", 3), ("last chunk tag", 20), ("last chunk", 40)] {
             let err = decrypts(&flip(&message, from_end)).expect_err(what);
-            assert_eq!(err.exit_code(), cardecrypt::error::exit::BAD_MESSAGE, "{aead} {what}: {err}");
-            assert!(err.to_string().contains("authenticate"), "{aead} {what}: {err}");
+            assert_eq!(
+                err.exit_code(),
+                cardecrypt::error::exit::BAD_MESSAGE,
+                "{aead} {what}: {err}"
+            );
+            assert!(
+                err.to_string().contains("authenticate"),
+                "{aead} {what}: {err}"
+            );
         }
         // Cut off the final tag: caught, not released.
         let err = decrypts(&message[..message.len() - 16]).expect_err("truncated");
-        assert_eq!(err.exit_code(), cardecrypt::error::exit::BAD_MESSAGE, "{err}");
+        assert_eq!(
+            err.exit_code(),
+            cardecrypt::error::exit::BAD_MESSAGE,
+            "{err}"
+        );
     }
 }
 
@@ -174,7 +214,10 @@ fn every_legacy_cipher_from_gpg_decrypts_and_the_weak_ones_are_named() {
         assert_eq!(report.weak_cipher.is_some(), weak, "{name}");
         let tampered = flip(&message, 30);
         let err = decrypts(&tampered).expect_err(name);
-        assert!(!err.to_string().is_empty() && err.exit_code() == 6, "{name}: {err}");
+        assert!(
+            !err.to_string().is_empty() && err.exit_code() == 6,
+            "{name}: {err}"
+        );
     }
 }
 
@@ -223,7 +266,10 @@ fn streams_get_the_plaintext_in_a_second_pass_from_a_file_or_a_spool() {
         let path = file_with(dir.path(), "m.gpg", &message);
         let mut out = Vec::new();
         let file = std::fs::File::open(&path).expect("open");
-        assert_eq!(stream(Input::File(file), &mut out).expect("file"), plain.len() as u64);
+        assert_eq!(
+            stream(Input::File(file), &mut out).expect("file"),
+            plain.len() as u64
+        );
         assert!(out == plain, "file, armor {armor}");
         let mut out = Vec::new();
         let pipe = Input::Stream(Box::new(std::io::Cursor::new(message.clone())));
@@ -292,4 +338,3 @@ fn garbage_is_not_openpgp_but_a_broken_packet_is_a_bad_message() {
     let err = decrypts(&[0xc1, 0x00]).expect_err("broken");
     assert!(matches!(err, Error::BadMessage(_)), "{err}");
 }
-

@@ -243,6 +243,13 @@ impl Env {
         )
     }
 
+    /// A `cardecrypt` command isolated like every other the tests run.
+    fn cardecrypt_command(&self) -> Command {
+        let mut cmd = Command::new(cardecrypt_bin());
+        self.isolate(&mut cmd);
+        cmd
+    }
+
     fn cardecrypt(&self, args: &[&str], stdin: &[u8]) -> Output {
         run(
             self.isolate(&mut Command::new(cardecrypt_bin())).args(args),
@@ -364,6 +371,180 @@ fn assert_fails(out: &Output, code: i32, needle: &str) {
 }
 
 // ---------------------------------------------------------------- cases
+
+/// Peak resident memory (KiB) of `cmd` run under GNU time, with its exit status.
+fn peak_rss(cmd: &Command, stdout: Stdio) -> (std::process::ExitStatus, u64) {
+    let report = tempfile::NamedTempFile::new().expect("temp");
+    let mut timed = Command::new("/usr/bin/time");
+    timed
+        .args(["-f", "%M", "-o"])
+        .arg(report.path())
+        .arg(cmd.get_program());
+    timed.args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
+    let status = timed
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .status()
+        .expect("/usr/bin/time (apt-get install time)");
+    let kib = std::fs::read_to_string(report.path())
+        .expect("time report")
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("peak RSS");
+    (status, kib)
+}
+
+/// A 200 MiB message, to a file and to a pipe, in at most 64 MiB; tampered, it leaves no
+/// file and writes nothing; killed with SIGTERM while writing, it leaves nothing behind.
+fn large_messages_decrypt_in_bounded_memory(env: &Env) {
+    use sha2::{Digest, Sha256};
+    env.import_to_card("cv25519");
+    let pubkey = data_dir().join("keys/cv25519.pub.asc");
+    assert_ok(
+        &env.gpg(&["--import", pubkey.to_str().expect("utf8")], b""),
+        "gpg import",
+    );
+    let dir = env.path("bulk");
+    std::fs::create_dir_all(&dir).expect("bulk dir");
+    let plain = dir.join("plain");
+    {
+        // Deterministic, incompressible enough: a counter through SHA-256.
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&plain).expect("plain"));
+        for i in 0u32..(200 << 15) {
+            f.write_all(&Sha256::digest(i.to_le_bytes()))
+                .expect("write");
+        }
+        f.flush().expect("flush");
+    }
+    let expected = Sha256::digest(std::fs::read(&plain).expect("read plain"));
+    let message = dir.join("big.gpg");
+    let enc = env.gpg(
+        &[
+            "-z",
+            "0",
+            "-e",
+            "-r",
+            "cv25519@cardecrypt.test",
+            "-o",
+            message.to_str().expect("utf8"),
+            plain.to_str().expect("utf8"),
+        ],
+        b"",
+    );
+    assert_ok(&enc, "gpg -e 200 MiB");
+    std::fs::remove_file(&plain).expect("rm plain");
+    let limit_kib = 64 * 1024;
+    let pin = env.path("pin");
+    let base = |extra: &[&str]| {
+        let mut cmd = env.cardecrypt_command();
+        cmd.args(["--batch", "--pin-file", pin.to_str().expect("utf8")])
+            .args(extra);
+        cmd
+    };
+    // To -o FILE.
+    let out = dir.join("out");
+    let (status, kib) = peak_rss(
+        &base(&[
+            "-o",
+            out.to_str().expect("utf8"),
+            message.to_str().expect("utf8"),
+        ]),
+        Stdio::null(),
+    );
+    assert!(status.success(), "-o: {status}");
+    assert!(kib <= limit_kib, "-o FILE peak RSS {kib} KiB");
+    assert_eq!(
+        Sha256::digest(std::fs::read(&out).expect("out")),
+        expected,
+        "-o content"
+    );
+    std::fs::remove_file(&out).expect("rm out");
+    // To standard output (a file here, so it can be checked): two passes.
+    let sink = std::fs::File::create(&out).expect("stdout file");
+    let (status, kib) = peak_rss(&base(&[message.to_str().expect("utf8")]), Stdio::from(sink));
+    assert!(status.success(), "stdout: {status}");
+    assert!(kib <= limit_kib, "stdout peak RSS {kib} KiB");
+    assert_eq!(
+        Sha256::digest(std::fs::read(&out).expect("out")),
+        expected,
+        "stdout content"
+    );
+    std::fs::remove_file(&out).expect("rm out");
+    // Tampered in the middle: nothing written, no file.
+    let mut data = std::fs::read(&message).expect("message");
+    let middle = data.len() / 2;
+    data[middle] ^= 0x20;
+    std::fs::write(&message, &data).expect("tamper");
+    drop(data);
+    let (status, _) = peak_rss(
+        &base(&[
+            "-o",
+            out.to_str().expect("utf8"),
+            message.to_str().expect("utf8"),
+        ]),
+        Stdio::null(),
+    );
+    assert_eq!(
+        status.code(),
+        Some(i32::from(cardecrypt::error::exit::BAD_MESSAGE)),
+        "tampered -o"
+    );
+    assert!(!out.exists(), "tampered -o left a file");
+    let sink = std::fs::File::create(&out).expect("stdout file");
+    let (status, _) = peak_rss(&base(&[message.to_str().expect("utf8")]), Stdio::from(sink));
+    assert_eq!(
+        status.code(),
+        Some(i32::from(cardecrypt::error::exit::BAD_MESSAGE)),
+        "tampered stdout"
+    );
+    assert_eq!(
+        std::fs::metadata(&out).expect("out").len(),
+        0,
+        "tampered stdout wrote plaintext"
+    );
+    std::fs::remove_file(&out).expect("rm out");
+    // SIGTERM while writing -o: nothing left in the directory.
+    let mut data = std::fs::read(&message).expect("message");
+    data[middle] ^= 0x20;
+    std::fs::write(&message, &data).expect("untamper");
+    drop(data);
+    let mut child = base(&[
+        "-o",
+        out.to_str().expect("utf8"),
+        message.to_str().expect("utf8"),
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("wait");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .filter(|n| n != "big.gpg")
+        .collect();
+    // If it finished before the signal, the file is complete; otherwise nothing is there.
+    if status.success() {
+        assert_eq!(Sha256::digest(std::fs::read(&out).expect("out")), expected);
+    } else {
+        assert!(left.is_empty(), "SIGTERM left {left:?}");
+    }
+    std::fs::remove_dir_all(&dir).expect("rm bulk");
+}
 
 fn decrypts_gpg_messages_for_every_card_algorithm(env: &Env) {
     let plain = b"interop with the real gpg\n";
@@ -1604,7 +1785,11 @@ fn main() {
 
     type Case<'a> = (&'a str, Box<dyn Fn(&Env, &mut Option<VcardProcess>) + 'a>);
     type Simple<'a> = (&'a str, fn(&Env));
-    let simple: [Simple; 21] = [
+    let simple: [Simple; 22] = [
+        (
+            "large_messages_decrypt_in_bounded_memory",
+            large_messages_decrypt_in_bounded_memory,
+        ),
         (
             "cardecrypt_mail_decrypts_whole_messages",
             cardecrypt_mail_decrypts_whole_messages,

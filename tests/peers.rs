@@ -11,7 +11,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use cardecrypt::Error;
 use common::*;
-use sequoia_openpgp::{crypto::Password, parse::Parse, Cert};
+use sequoia_openpgp::crypto::Password;
 use sha2::{Digest, Sha256};
 
 fn corpus() -> PathBuf {
@@ -30,8 +30,12 @@ struct Case {
 
 fn cases() -> Vec<Case> {
     let dir = corpus();
-    let table = std::fs::read_to_string(dir.join("cases.tsv"))
-        .unwrap_or_else(|e| panic!("{}: {e} (the peer vectors live beside the repository)", dir.display()));
+    let table = std::fs::read_to_string(dir.join("cases.tsv")).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the peer vectors live beside the repository)",
+            dir.display()
+        )
+    });
     table
         .lines()
         .skip(1)
@@ -107,7 +111,9 @@ fn every_peer_vector_decrypts_or_is_refused_for_its_stated_reason() {
     for case in cases() {
         let entry = passed.entry(suite(&case.id).to_string()).or_default();
         entry.1 += 1;
-        let refused = REFUSED.iter().find(|(prefix, _, _)| case.id.starts_with(prefix));
+        let refused = REFUSED
+            .iter()
+            .find(|(prefix, _, _)| case.id.starts_with(prefix));
         let outcome = run(&case);
         let ok = match (&outcome, refused) {
             (Err(e), Some((_, _, needle))) => e.to_string().contains(needle),
@@ -118,12 +124,20 @@ fn every_peer_vector_decrypts_or_is_refused_for_its_stated_reason() {
         if ok {
             entry.0 += 1;
         } else {
-            failures.push(format!("{}: {:?}", case.id, outcome.map_err(|e| e.to_string())));
+            failures.push(format!(
+                "{}: {:?}",
+                case.id,
+                outcome.map_err(|e| e.to_string())
+            ));
         }
     }
     for (suite, (ok, all)) in &passed {
         eprintln!("peer suite {suite}: {ok}/{all}");
     }
-    assert!(failures.is_empty(), "{} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
-

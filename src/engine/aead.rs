@@ -82,7 +82,13 @@ impl Mode {
 
     /// Decrypts `buf` in place if `tag` authenticates it with `nonce` and `ad`.
     fn open(&self, nonce: &[u8], ad: &[u8], buf: &mut [u8], tag: &[u8]) -> bool {
-        fn with<A: AeadInPlace>(a: &A, nonce: &[u8], ad: &[u8], buf: &mut [u8], tag: &[u8]) -> bool {
+        fn with<A: AeadInPlace>(
+            a: &A,
+            nonce: &[u8],
+            ad: &[u8],
+            buf: &mut [u8],
+            tag: &[u8],
+        ) -> bool {
             if nonce.len() != A::NonceSize::USIZE || tag.len() != A::TagSize::USIZE {
                 return false;
             }
@@ -131,7 +137,12 @@ pub struct AeadReader<R> {
 
 impl<R: Read> AeadReader<R> {
     /// The reader, or `None` if this cipher/mode pair or key is not supported.
-    pub fn new(inner: R, params: &Params, session_key: &[u8], failure: Failure) -> Result<Self, Error> {
+    pub fn new(
+        inner: R,
+        params: &Params,
+        session_key: &[u8],
+        failure: Failure,
+    ) -> Result<Self, Error> {
         let unsupported = || {
             Error::Unsupported(format!(
                 "{} with {} in a chunked AEAD container",
@@ -151,7 +162,13 @@ impl<R: Read> AeadReader<R> {
             Container::SeipdV2 { .. } => (true, 0xD2, 2),
             Container::Librepgp { .. } => (false, 0xD4, 1),
         };
-        let header = [tag_byte, version, params.sym, params.aead, params.chunk_octet];
+        let header = [
+            tag_byte,
+            version,
+            params.sym,
+            params.aead,
+            params.chunk_octet,
+        ];
         let (key, iv) = match &params.container {
             Container::SeipdV2 { salt } => {
                 let key_len = symmetric::key_size(params.sym).ok_or_else(unsupported)?;
@@ -165,9 +182,14 @@ impl<R: Read> AeadReader<R> {
             }
             Container::Librepgp { iv } => {
                 if iv.len() != nonce_len {
-                    return Err(Error::BadMessage("the AEAD nonce has the wrong length".into()));
+                    return Err(Error::BadMessage(
+                        "the AEAD nonce has the wrong length".into(),
+                    ));
                 }
-                (Zeroizing::new(session_key.to_vec()), Zeroizing::new(iv.clone()))
+                (
+                    Zeroizing::new(session_key.to_vec()),
+                    Zeroizing::new(iv.clone()),
+                )
             }
         };
         let mode = Mode::new(params.sym, params.aead, &key).ok_or_else(unsupported)?;

@@ -63,7 +63,10 @@ impl<R: Read> Dearmor<R> {
     /// message: `NotOpenPgp`.
     pub fn read_headers(&mut self) -> Result<(), Error> {
         while matches!(self.state, State::Start | State::Headers) {
-            if !self.step().map_err(|e| Error::io("cannot read the message", e))? {
+            if !self
+                .step()
+                .map_err(|e| Error::io("cannot read the message", e))?
+            {
                 break;
             }
         }
@@ -194,13 +197,14 @@ impl<R: Read> Dearmor<R> {
         }
         let src = &self.pending[..usable];
         let decoded = if last {
-            base64_simd::STANDARD.decode_to_vec(src).or_else(|_| {
-                base64_simd::STANDARD_NO_PAD.decode_to_vec(src)
-            })
+            base64_simd::STANDARD
+                .decode_to_vec(src)
+                .or_else(|_| base64_simd::STANDARD_NO_PAD.decode_to_vec(src))
         } else {
             base64_simd::STANDARD.decode_to_vec(src)
         };
-        let decoded = decoded.map_err(|_| invalid("the armor holds characters that are not base64"))?;
+        let decoded =
+            decoded.map_err(|_| invalid("the armor holds characters that are not base64"))?;
         self.out.extend_from_slice(&decoded);
         self.pending.drain(..usable);
         Ok(())
@@ -294,7 +298,9 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error() {
-        assert!(dearmor(b"-----BEGIN PGP MESSAGE-----\n\n%%%%\n-----END PGP MESSAGE-----\n").is_err());
+        assert!(
+            dearmor(b"-----BEGIN PGP MESSAGE-----\n\n%%%%\n-----END PGP MESSAGE-----\n").is_err()
+        );
         assert!(dearmor(b"hello").is_err());
     }
 }

@@ -164,8 +164,11 @@ fn run_pass(
         }),
         None => binary,
     };
-    let binary = crate::lenient::MendedPkesks::new(binary)
-        .map_err(|e| failure.take().unwrap_or_else(|| Error::io("cannot read the message", e)))?;
+    let binary = crate::lenient::MendedPkesks::new(binary).map_err(|e| {
+        failure
+            .take()
+            .unwrap_or_else(|| Error::io("cannot read the message", e))
+    })?;
     let result = decrypt_packets(Box::new(binary), armored, keys, pass, out, failure);
     match (failure.take(), result) {
         (Some(e), Err(_)) => Err(e),
@@ -234,11 +237,13 @@ fn decrypt_packets(
         let pp = match ppr {
             PacketParserResult::Some(pp) => pp,
             PacketParserResult::EOF(_) => {
-                return Err(Error::BadMessage(if pkesks.is_empty() && skesks.is_empty() {
-                    "the message holds no encrypted data".into()
-                } else {
-                    "the message ends before its encrypted data".into()
-                }));
+                return Err(Error::BadMessage(
+                    if pkesks.is_empty() && skesks.is_empty() {
+                        "the message holds no encrypted data".into()
+                    } else {
+                        "the message ends before its encrypted data".into()
+                    },
+                ));
             }
         };
         match &pp.packet {
@@ -292,13 +297,17 @@ fn decrypt_packets(
         Container::SeipdV1 => {
             let sym = unlocked.sym.map(u8::from).unwrap_or(0);
             let cipher = symmetric::BlockCipher::new(sym, &unlocked.key).ok_or_else(|| {
-                Error::Unsupported(format!("the message is encrypted with {}", symmetric::name(sym)))
+                Error::Unsupported(format!(
+                    "the message is encrypted with {}",
+                    symmetric::name(sym)
+                ))
             })?;
             facts.sym_algo = Some(sym);
             facts.weak_cipher = symmetric::weakness(sym);
             Box::new(seipd::SeipdV1Reader::new(
                 &mut pp,
                 symmetric::CfbDecryptor::new(cipher),
+                asked,
                 failure.clone(),
             ))
         }
@@ -508,9 +517,10 @@ struct Tee<'t, R> {
 impl<R: Read> Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.copy
-            .write_all(&buf[..n])
-            .map_err(|e| self.failure.set(Error::io("cannot write the spool file", e)))?;
+        self.copy.write_all(&buf[..n]).map_err(|e| {
+            self.failure
+                .set(Error::io("cannot write the spool file", e))
+        })?;
         Ok(n)
     }
 }
@@ -548,7 +558,10 @@ impl Input {
                 std::fs::File::from(fd)
             }
         };
-        let regular = file.metadata().map(|m| m.file_type().is_file()).unwrap_or(false);
+        let regular = file
+            .metadata()
+            .map(|m| m.file_type().is_file())
+            .unwrap_or(false);
         Ok(if regular {
             Input::File(file)
         } else {
@@ -601,7 +614,14 @@ pub fn decrypt(
         Dest::File(mut pending) => {
             let n = {
                 let mut w = pending.writer();
-                let n = run_pass(reader(input), None, Keys::Ask(keys), &mut pass, &mut w, &failure)?;
+                let n = run_pass(
+                    reader(input),
+                    None,
+                    Keys::Ask(keys),
+                    &mut pass,
+                    &mut w,
+                    &failure,
+                )?;
                 w.flush()
                     .map_err(|e| Error::io("cannot write the plaintext", e))?;
                 n
@@ -674,7 +694,14 @@ fn second_pass(
         unlocked: None,
         tee: None,
     };
-    let n = run_pass(input, armored, Keys::Known(&unlocked), &mut second, out, failure)?;
+    let n = run_pass(
+        input,
+        armored,
+        Keys::Known(&unlocked),
+        &mut second,
+        out,
+        failure,
+    )?;
     same_length(length, n)
 }
 

@@ -75,8 +75,8 @@ impl Ocb {
         }
     }
 
-    /// HASH(K, A) of RFC 7253.
-    fn hash(&self, ad: &[u8]) -> u128 {
+    /// HASH(K, A) of RFC 7253: a PMAC, also used as the keyed check of re-read input.
+    pub fn hash(&self, ad: &[u8]) -> u128 {
         let mut sum = 0u128;
         let mut offset = 0u128;
         let mut chunks = ad.chunks_exact(16);
@@ -177,7 +177,12 @@ mod tests {
     #[test]
     fn rfc7253_samples() {
         let cases = [
-            ("BBAA99887766554433221100", "", "", "785407BFFFC8AD9EDCC5520AC9111EE6"),
+            (
+                "BBAA99887766554433221100",
+                "",
+                "",
+                "785407BFFFC8AD9EDCC5520AC9111EE6",
+            ),
             (
                 "BBAA99887766554433221101",
                 "0001020304050607",
@@ -195,7 +200,10 @@ mod tests {
             let sealed = hex(sealed);
             let (ct, tag) = sealed.split_at(sealed.len() - 16);
             let mut buf = ct.to_vec();
-            assert!(ocb().decrypt(&hex(nonce), &hex(ad), &mut buf, tag), "{nonce}");
+            assert!(
+                ocb().decrypt(&hex(nonce), &hex(ad), &mut buf, tag),
+                "{nonce}"
+            );
             assert_eq!(buf, hex(plain), "{nonce}");
         }
     }
@@ -206,8 +214,8 @@ mod tests {
     fn matches_ocb3_crate_and_rejects_changes() {
         use aead::{AeadInPlace, KeyInit};
         let key = hex("000102030405060708090A0B0C0D0E0F");
-        let reference = ocb3::Ocb3::<aes::Aes128, cipher::consts::U15>::new_from_slice(&key)
-            .expect("key");
+        let reference =
+            ocb3::Ocb3::<aes::Aes128, cipher::consts::U15>::new_from_slice(&key).expect("key");
         let nonce = [7u8; 15];
         for len in [0usize, 1, 15, 16, 17, 255, 1024, 1025, 16 * BATCH + 3, 5000] {
             let plain: Vec<u8> = (0..len).map(|i| (i * 13) as u8).collect();
@@ -216,7 +224,10 @@ mod tests {
                 .encrypt_in_place_detached(&nonce.into(), b"header", &mut sealed)
                 .expect("seal");
             let mut buf = sealed.clone();
-            assert!(ocb().decrypt(&nonce, b"header", &mut buf, &tag), "len {len}");
+            assert!(
+                ocb().decrypt(&nonce, b"header", &mut buf, &tag),
+                "len {len}"
+            );
             assert_eq!(buf, plain, "len {len}");
             let mut bad = sealed.clone();
             if len > 0 {

@@ -1,9 +1,10 @@
 //! Reading a message twice without trusting it to stay the same, and spooling one that can
 //! be read only once.
 //!
-//! A regular file is read in blocks of [`BLOCK`] bytes. In pass 1 each block's POLYVAL under
-//! a key drawn for this run is kept (16 bytes per MiB); in pass 2 a block is returned only if
-//! its hash matches, so a file changed between the passes is refused before any of its new
+//! A regular file is read in blocks of [`BLOCK`] bytes. In pass 1 each block's PMAC (OCB's
+//! HASH, AES-128 under a key drawn for this run; batched AES-NI, unlike POLYVAL's one block
+//! at a time, which took a third of the time) is kept (16 bytes per MiB); in pass 2 a block is
+//! returned only if its hash matches, so a file changed between the passes is refused before any of its new
 //! content is decrypted. The key and the hashes never leave memory, so nobody can aim a
 //! change at a collision.
 
@@ -14,13 +15,9 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use polyval::{
-    universal_hash::{KeyInit, UniversalHash},
-    Polyval,
-};
 use zeroize::Zeroizing;
 
-use super::Failure;
+use super::{ocb::Ocb, symmetric::BlockCipher, Failure};
 use crate::error::{Error, Result};
 
 pub const BLOCK: usize = 1 << 20;
@@ -48,13 +45,10 @@ impl Guard {
         })
     }
 
-    fn hash(key: &[u8; 16], block: &[u8]) -> [u8; 16] {
-        let mut mac = Polyval::new(key.into());
-        mac.update_padded(block);
-        let mut len = [0u8; 16];
-        len[..8].copy_from_slice(&(block.len() as u64).to_le_bytes());
-        mac.update(&[len.into()]);
-        mac.finalize().into()
+    fn mac(key: &[u8; 16]) -> Result<Ocb> {
+        BlockCipher::new(7, key)
+            .and_then(Ocb::new)
+            .ok_or_else(|| Error::Other("AES-128 unavailable".into()))
     }
 
     /// A reader of `file` that records block hashes (pass 1).
@@ -76,7 +70,7 @@ impl Guard {
             .map_err(|e| Error::io("cannot read the message", e))?;
         Ok(Checked {
             file,
-            key: self.key.clone(),
+            mac: Guard::mac(&self.key)?,
             hashes: self.hashes.clone(),
             check,
             index: 0,
@@ -91,7 +85,7 @@ impl Guard {
 /// A file read in whole blocks, hashing (pass 1) or checking (pass 2) each.
 pub struct Checked {
     file: File,
-    key: Zeroizing<[u8; 16]>,
+    mac: Ocb,
     hashes: Arc<Mutex<Vec<[u8; 16]>>>,
     check: bool,
     index: usize,
@@ -119,7 +113,7 @@ impl Checked {
         if filled < BLOCK {
             self.eof = true;
         }
-        let hash = Guard::hash(&self.key, &self.block);
+        let hash = self.mac.hash(&self.block).to_be_bytes();
         let mut hashes = self
             .hashes
             .lock()
@@ -156,9 +150,15 @@ impl Read for Checked {
 /// An unnamed file (mode 0600) for spooling ciphertext, in `dir` or `$TMPDIR`. It vanishes
 /// with the process, however the process ends.
 pub fn spool_file(dir: Option<&Path>) -> Result<File> {
-    let dir = dir.map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
-    crate::output::unnamed_file(&dir)
-        .map_err(|e| Error::io(format!("cannot create a spool file in {}", dir.display()), e))
+    let dir = dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir);
+    crate::output::unnamed_file(&dir).map_err(|e| {
+        Error::io(
+            format!("cannot create a spool file in {}", dir.display()),
+            e,
+        )
+    })
 }
 
 /// The spool, from its start, for pass 2.
