@@ -7,7 +7,7 @@ use std::io::{self, Read};
 
 use crate::error::Error;
 
-const READ: usize = 1 << 20;
+const READ: usize = 1 << 18;
 
 #[derive(PartialEq, Eq, Clone, Copy)]
 enum State {

@@ -12,7 +12,7 @@ use super::{symmetric::CfbDecryptor, Failure};
 use crate::error::Error;
 
 /// Ciphertext read per refill.
-const READ: usize = 1 << 20;
+const READ: usize = 1 << 18;
 /// The MDC packet: 0xD3 0x14 and a 20-byte SHA-1.
 const MDC: usize = 22;
 
