@@ -174,6 +174,7 @@ const MAX_PKESK: usize = 1 << 16;
 
 impl<R: std::io::Read> MendedPkesks<R> {
     pub fn new(mut inner: R) -> std::io::Result<Self> {
+        use std::io::Read;
         let mut prefix = Vec::new();
         let mut pending = Vec::new();
         loop {
@@ -197,8 +198,16 @@ impl<R: std::io::Read> MendedPkesks<R> {
                 break;
             }
             let already = body.len();
-            body.resize(len, 0);
-            inner.read_exact(&mut body[already..])?;
+            (&mut inner)
+                .take((len - already) as u64)
+                .read_to_end(&mut body)?;
+            if body.len() < len {
+                // Truncated: hand on what there is and let the parser say so.
+                prefix.extend_from_slice(&pending[..head]);
+                prefix.extend_from_slice(&body);
+                pending.clear();
+                break;
+            }
             match (tag == 1).then(|| pkesk_body(&body)).flatten() {
                 Some(mended) => prefix.extend_from_slice(&packet(1, &mended)),
                 None => {
