@@ -290,9 +290,10 @@ fn a_file_changed_between_the_passes_is_refused() {
     impl Write for ChangesFile<'_> {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             if !self.done {
-                // Pass 2 has started: change a byte in the third MiB of the ciphertext.
+                // Pass 2 has started (and read a few MiB ahead): change a byte in the
+                // seventh MiB of the ciphertext.
                 let mut data = std::fs::read(self.path)?;
-                data[(2 << 20) + 100] ^= 0x55;
+                data[(6 << 20) + 100] ^= 0x55;
                 std::fs::write(self.path, data)?;
                 self.done = true;
             }
@@ -304,7 +305,7 @@ fn a_file_changed_between_the_passes_is_refused() {
         }
     }
     let home = PeerHome::gpg();
-    let plain = text(4 << 20);
+    let plain = text(8 << 20);
     let message = home.gpg_encrypt(&[], &plain);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = file_with(dir.path(), "m.gpg", &message);
