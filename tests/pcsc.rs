@@ -372,6 +372,50 @@ fn assert_fails(out: &Output, code: i32, needle: &str) {
 
 // ---------------------------------------------------------------- cases
 
+/// A few of the peer vectors (`../shared/peer-vectors`) through the binaries: `card import`
+/// of the suite's key (SHA-1 self-signatures and a passphrase among them), then `cardecrypt`:
+/// GnuPG 1.4's 3DES message, GnuPG's tag-20 OCB packet in several chunks, and an rPGP SEIPD v2.
+fn peer_vectors_decrypt_through_the_binaries(env: &Env) {
+    use sha2::{Digest, Sha256};
+    let dir = std::env::var_os("CARDECRYPT_PEER_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peer-vectors")
+        });
+    let table = std::fs::read_to_string(dir.join("cases.tsv")).expect("peer vectors");
+    let wanted = [
+        "interop-gnupg-v1-4-11-001",
+        "rpgp-gnupg-ocb-multichunk",
+        "rpgp-rfc9580-v4nistp-seipdv2",
+    ];
+    let mut checked = 0;
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        if !wanted.contains(&f[0]) {
+            continue;
+        }
+        let passphrase = env.path("passphrase");
+        std::fs::write(&passphrase, format!("{}\n", f[4])).expect("passphrase");
+        let key = dir.join(f[3]);
+        let mut args = vec!["card", "import", "--batch", "--replace", "--admin-pin-file"];
+        let admin = env.path("admin");
+        args.push(admin.to_str().expect("utf8"));
+        if f[4] != "-" {
+            args.extend(["--passphrase-file", passphrase.to_str().expect("utf8")]);
+        }
+        args.push(key.to_str().expect("utf8"));
+        assert_ok(&env.cardecrypt(&args, b""), f[0]);
+        let message = dir.join(f[2]);
+        let out = env.cardecrypt_with_pin(&[message.to_str().expect("utf8")], b"");
+        assert_ok(&out, f[0]);
+        let sha = format!("{:x}", Sha256::digest(&out.stdout));
+        assert!(f[5].split('|').any(|x| x == sha), "{}: sha256 {sha}", f[0]);
+        checked += 1;
+    }
+    assert_eq!(checked, wanted.len());
+    env.import_to_card("cv25519");
+}
+
 /// Peak resident memory (KiB) of `cmd` run under GNU time, with its exit status.
 fn peak_rss(cmd: &Command, stdout: Stdio) -> (std::process::ExitStatus, u64) {
     let report = tempfile::NamedTempFile::new().expect("temp");
@@ -1785,7 +1829,11 @@ fn main() {
 
     type Case<'a> = (&'a str, Box<dyn Fn(&Env, &mut Option<VcardProcess>) + 'a>);
     type Simple<'a> = (&'a str, fn(&Env));
-    let simple: [Simple; 22] = [
+    let simple: [Simple; 23] = [
+        (
+            "peer_vectors_decrypt_through_the_binaries",
+            peer_vectors_decrypt_through_the_binaries,
+        ),
         (
             "large_messages_decrypt_in_bounded_memory",
             large_messages_decrypt_in_bounded_memory,
