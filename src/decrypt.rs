@@ -159,18 +159,6 @@ struct CardKeys<'h> {
     report: &'h mut Report,
 }
 
-impl engine::SessionKeys for CardKeys<'_> {
-    fn unwrap(
-        &mut self,
-        pkesks: &[PKESK],
-        skesks: &[SKESK],
-        sym: Option<SymmetricAlgorithm>,
-        fits: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
-    ) -> Result<(Option<SymmetricAlgorithm>, SessionKey)> {
-        self.find_and_decrypt(pkesks, skesks, sym, fits)
-    }
-}
-
 fn describe_recipient(pkesk: &PKESK) -> String {
     match pkesk.recipient() {
         Some(handle) if !is_wildcard(&handle) => handle.to_hex(),
@@ -195,8 +183,8 @@ fn addressed_to(pkesk: &PKESK, fingerprint: &openpgp::Fingerprint) -> bool {
     }
 }
 
-impl CardKeys<'_> {
-    fn find_and_decrypt(
+impl engine::SessionKeys for CardKeys<'_> {
+    fn unwrap(
         &mut self,
         pkesks: &[PKESK],
         skesks: &[SKESK],
