@@ -41,6 +41,8 @@ use sequoia_openpgp::{
     Cert, KeyHandle,
 };
 
+use zeroize::{Zeroize, Zeroizing};
+
 use crate::{
     error::{Error, Result},
     verify::{self, SignatureCheck},
@@ -95,7 +97,6 @@ pub struct Facts {
     pub signatures: Vec<SignatureCheck>,
     /// The cipher is old; this says which and why.
     pub weak_cipher: Option<&'static str>,
-    pub armor_headers: armor::Headers,
 }
 
 /// A session key found in pass 1, kept for pass 2.
@@ -117,7 +118,7 @@ struct Pass<'p> {
     /// Set once the session key is known (pass 1).
     unlocked: Option<Unlocked>,
     /// The binary message is copied here as it is read (spooling a pipe).
-    tee: Option<&'p mut std::fs::File>,
+    tee: Option<std::fs::File>,
 }
 
 /// Bytes read at once from the input by the packet parser.
@@ -151,7 +152,6 @@ fn run_pass(
                 dearmor.kind.trim_end_matches('-')
             )));
         }
-        pass.facts.armor_headers = dearmor.headers.clone();
         Box::new(dearmor)
     } else {
         Box::new(input)
@@ -508,13 +508,13 @@ impl VerificationHelper for InnerHelper<'_> {
 }
 
 /// Copies what is read to a file (the spool of a piped message).
-struct Tee<'t, R> {
+struct Tee<R> {
     inner: R,
-    copy: &'t mut std::fs::File,
+    copy: std::fs::File,
     failure: Failure,
 }
 
-impl<R: Read> Read for Tee<'_, R> {
+impl<R: Read> Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.copy.write_all(&buf[..n]).map_err(|e| {
@@ -630,47 +630,80 @@ pub fn decrypt(
             Ok(n)
         }
         Dest::Stream(out) => {
-            let (second_input, armored): (Box<dyn Read + Send + Sync>, _) = match input {
+            // Pass 1 authenticates without output. Its plaintext is kept while it is small,
+            // so that a message of mail size needs no second pass.
+            let mut held = Held::default();
+            let (n, second, armored): (_, Box<dyn Read + Send + Sync>, _) = match input {
                 Input::File(mut file) => {
                     let guard = source::Guard::new(&mut file)?;
-                    let first = guard.record(&file)?;
+                    let first = Box::new(guard.record(&file)?);
+                    let n = run_pass(first, None, Keys::Ask(keys), &mut pass, &mut held, &failure)?;
+                    (n, Box::new(guard.verify(&file, failure.clone())?), None)
+                }
+                Input::Stream(stream) => {
+                    let spool = source::spool_file(settings.spool_dir.as_deref())?;
+                    pass.tee = Some(
+                        spool
+                            .try_clone()
+                            .map_err(|e| Error::io("cannot use the spool file", e))?,
+                    );
                     let n = run_pass(
-                        Box::new(first),
+                        stream,
                         None,
                         Keys::Ask(keys),
                         &mut pass,
-                        &mut io::sink(),
+                        &mut held,
                         &failure,
                     )?;
-                    let checked = guard.verify(&file, failure.clone())?;
-                    return second_pass(Box::new(checked), None, pass, n, out, &failure);
-                }
-                Input::Stream(stream) => {
-                    let mut spool = source::spool_file(settings.spool_dir.as_deref())?;
-                    let n = {
-                        let mut first = Pass {
-                            certs,
-                            facts: pass.facts,
-                            unlocked: None,
-                            tee: Some(&mut spool),
-                        };
-                        let n = run_pass(
-                            stream,
-                            None,
-                            Keys::Ask(keys),
-                            &mut first,
-                            &mut io::sink(),
-                            &failure,
-                        )?;
-                        pass.unlocked = first.unlocked.take();
-                        n
-                    };
-                    (Box::new(source::rewind(spool)?), (Some(false), n))
+                    (n, Box::new(source::rewind(spool)?), Some(false))
                 }
             };
-            let (armored, n) = armored;
-            second_pass(second_input, armored, pass, n, out, &failure)
+            if !held.overflowed {
+                out.write_all(&held.plaintext)
+                    .map_err(|e| Error::io("cannot write the plaintext", e))?;
+                return Ok(n);
+            }
+            drop(held);
+            second_pass(second, armored, pass, n, out, &failure)
         }
+    }
+}
+
+/// Plaintext held in pass 1 of a stream, up to this size.
+const HELD: usize = 8 << 20;
+
+/// Pass 1's output for a stream: the plaintext while it stays within [`HELD`] bytes, then
+/// nothing (it is wiped, and pass 2 will write it).
+#[derive(Default)]
+struct Held {
+    plaintext: Zeroizing<Vec<u8>>,
+    overflowed: bool,
+}
+
+impl Write for Held {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if !self.overflowed {
+            let needed = self.plaintext.len() + data.len();
+            if needed <= HELD {
+                if needed > self.plaintext.capacity() {
+                    // Grow by hand so the old buffer is wiped, not left to the allocator.
+                    let mut bigger =
+                        Zeroizing::new(Vec::with_capacity(needed.max(2 * needed.min(HELD / 2))));
+                    bigger.extend_from_slice(&self.plaintext);
+                    self.plaintext = bigger;
+                }
+                self.plaintext.extend_from_slice(data);
+            } else {
+                self.overflowed = true;
+                self.plaintext.zeroize();
+                *self.plaintext = Vec::new();
+            }
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
