@@ -760,6 +760,38 @@ fn output_file_is_new_private_and_not_overwritten(env: &Env) {
     let out = env.cardecrypt_with_pin(&["-o", bad_file.to_str().expect("utf8")], &bad);
     assert_fails(&out, 6, "manipulated");
     assert!(!bad_file.exists());
+
+    // An existing device or FIFO is written into (after authentication), never replaced.
+    use std::os::unix::fs::FileTypeExt;
+    assert_ok(
+        &env.cardecrypt_with_pin(&["-o", "/dev/null"], &message),
+        "-o /dev/null",
+    );
+    let null = std::fs::metadata("/dev/null").expect("/dev/null");
+    assert!(null.file_type().is_char_device(), "/dev/null was replaced");
+    let fifo = env.path("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo")
+        .success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(&fifo).expect("read fifo"))
+    };
+    let fifo_arg = fifo.to_str().expect("utf8");
+    let out = env.cardecrypt_with_pin(&["-o", fifo_arg, "--overwrite"], &message);
+    // Should cardecrypt not have opened the FIFO, open it here so the reader ends.
+    let _ = rustix::fs::open(
+        &fifo,
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK,
+        rustix::fs::Mode::empty(),
+    );
+    assert_ok(&out, "-o FIFO --overwrite");
+    assert_eq!(reader.join().expect("reader"), expected);
+    let kind = std::fs::metadata(&fifo).expect("fifo").file_type();
+    assert!(kind.is_fifo(), "the FIFO was replaced");
+    std::fs::remove_file(&fifo).expect("rm fifo");
 }
 
 fn bad_input_corpus_gives_errors_and_no_plaintext(env: &Env) {
