@@ -52,9 +52,7 @@ pub fn certify(
     let now = SystemTime::now().max(newest);
     let uid = UserID::from(userid);
     let mut signer = CardSigner::new(tx, keys.signing.clone(), pin);
-    let fail = |signer: &mut CardSigner, e: anyhow::Error| {
-        signer.failure.take().unwrap_or_else(|| other(e))
-    };
+    let fail = |_: &mut CardSigner, e: anyhow::Error| e.downcast::<Error>().unwrap_or_else(other);
 
     let hash = signer.hash();
     let uid_sig = SignatureBuilder::new(SignatureType::PositiveCertification)

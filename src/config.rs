@@ -28,11 +28,7 @@ impl Config {
         if let Some(p) = std::env::var_os("CARDECRYPT_CONFIG") {
             return Some(PathBuf::from(p));
         }
-        let base = std::env::var_os("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .or_else(|| home().map(|h| h.join(".config")))?;
-        Some(base.join("cardecrypt").join("config"))
+        Some(crate::paths::config_dir()?.join("config"))
     }
 
     /// The configuration, or the defaults when there is no file.
@@ -63,12 +59,12 @@ impl Config {
             match key {
                 "keep-unlocked" => {
                     config.keep_unlocked = Some(
-                        crate::card::holder::parse_duration(value)
+                        crate::time::parse_duration(value)
                             .map_err(|e| format!("line {}: {e}", n + 1))?,
                     )
                 }
-                "signer-certs" => config.signer_certs.push(expand_home(value)),
-                "pinentry" => config.pinentry = Some(expand_home(value)),
+                "signer-certs" => config.signer_certs.push(crate::paths::expand_home(value)),
+                "pinentry" => config.pinentry = Some(crate::paths::expand_home(value)),
                 other => {
                     return Err(format!(
                         "line {}: unknown setting `{other}` (known: keep-unlocked, signer-certs, pinentry)",
@@ -78,19 +74,6 @@ impl Config {
             }
         }
         Ok(config)
-    }
-}
-
-fn home() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-}
-
-fn expand_home(value: &str) -> PathBuf {
-    match (value.strip_prefix("~/"), home()) {
-        (Some(rest), Some(h)) => h.join(rest),
-        _ => PathBuf::from(value),
     }
 }
 

@@ -1,7 +1,5 @@
 //! One place that turns failures into a message, a hint and an exit code.
 
-use std::fmt;
-
 /// Exit codes, documented in `--help` and the README.
 pub mod exit {
     pub const OK: u8 = 0;
@@ -26,61 +24,97 @@ pub mod exit {
 }
 
 /// Everything that can go wrong, each with what the user can do about it.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The PC/SC service (pcscd) cannot be reached.
+    #[error("cannot reach the PC/SC service (pcscd): {0}")]
     NoService(String),
     /// pcscd runs but sees no reader.
+    #[error("no smartcard reader found")]
     NoReader,
     /// Readers exist, but none holds an OpenPGP card.
+    #[error("no OpenPGP card found (readers: {})", readers.join(", "))]
     NoCard { readers: Vec<String> },
     /// `--card` named a card that is not present.
+    #[error("card {wanted} not found")]
     CardNotFound { wanted: String, found: Vec<String> },
     /// Another program holds the card exclusively.
+    #[error("the card in \"{reader}\" is in use")]
     CardBusy { reader: String },
     /// The card was removed during the operation.
+    #[error("the card was removed")]
     CardRemoved,
     /// No present card holds a key the message is encrypted to.
+    #[error("{}", no_matching_key(recipients, cards))]
     NoMatchingKey {
         recipients: Vec<String>,
         cards: Vec<String>,
     },
     /// The message is encrypted only with a password, which this tool does not handle.
+    #[error("the message is encrypted with a password, not to a key")]
     PasswordOnly,
     /// A PIN is needed and there is no way to ask for one.
+    #[error("the card needs its PIN, {0}")]
     PinUnavailable(String),
     /// The card rejected the PIN.
+    #[error("wrong PIN")]
     WrongPin { tries_left: u8 },
     /// The PIN has no tries left.
+    #[error("the user PIN is blocked")]
     PinBlocked,
     /// Only one PIN try is left and the user did not allow spending it.
+    #[error("refusing to spend the last PIN try")]
     LastPinTry,
     /// The card answered with an error.
+    #[error("card error: {0}")]
     Card(String),
     /// The card's key cannot be matched to an OpenPGP public key.
+    #[error("{0}")]
     KeyMismatch(String),
     /// The input holds no OpenPGP message.
+    #[error("not an OpenPGP message: {0}")]
     NotOpenPgp(String),
     /// The message is corrupt, truncated or was tampered with.
+    #[error("message cannot be decrypted safely: {0}")]
     BadMessage(String),
     /// The message uses a format or algorithm cardecrypt does not decrypt (not damage).
+    #[error("cannot decrypt this message: {0} is not supported")]
     Unsupported(String),
     /// Encrypted without integrity protection (SED, tag 9): refused, it could have been
     /// altered undetectably.
+    #[error(
+        "refusing to decrypt: the message has no integrity protection (old SED packet \
+         without a modification detection code)"
+    )]
     NoIntegrity,
     /// The input file changed between the two passes of a streamed decrypt.
+    #[error("the input file changed while it was being decrypted; no plaintext was written")]
     InputChanged,
     /// Reading or writing failed.
+    #[error("{what}: {source}")]
     Io {
         what: String,
+        #[source]
         source: std::io::Error,
     },
-    /// `cardecrypt mail` found nothing encrypted (the message was passed through).
-    NotEncrypted,
     /// A bad argument that clap could not catch.
+    #[error("{0}")]
     Usage(String),
     /// Anything else.
+    #[error("{0}")]
     Other(String),
+}
+
+fn no_matching_key(recipients: &[String], cards: &[String]) -> String {
+    let present = if cards.is_empty() {
+        "no OpenPGP card is present".to_string()
+    } else {
+        format!("cards present: {}", cards.join(", "))
+    };
+    format!(
+        "no card holds a key for this message; it is encrypted to {}; {present}",
+        recipients.join(", ")
+    )
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -109,7 +143,6 @@ impl Error {
             Io { .. } => exit::IO,
             Card(_) => exit::CARD,
             Usage(_) => exit::USAGE,
-            NotEncrypted => exit::NOT_ENCRYPTED,
             Other(_) => exit::OTHER,
         }
     }
@@ -177,75 +210,5 @@ impl Error {
                 .into(),
             _ => return None,
         })
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use Error::*;
-        match self {
-            NoService(e) => write!(f, "cannot reach the PC/SC service (pcscd): {e}"),
-            NoReader => write!(f, "no smartcard reader found"),
-            NoCard { readers } => {
-                write!(f, "no OpenPGP card found (readers: {})", readers.join(", "))
-            }
-            CardNotFound { wanted, .. } => write!(f, "card {wanted} not found"),
-            CardBusy { reader } => write!(f, "the card in \"{reader}\" is in use"),
-            CardRemoved => write!(f, "the card was removed"),
-            NoMatchingKey { recipients, cards } => {
-                write!(
-                    f,
-                    "no card holds a key for this message; it is encrypted to {}",
-                    recipients.join(", ")
-                )?;
-                if cards.is_empty() {
-                    write!(f, "; no OpenPGP card is present")
-                } else {
-                    write!(f, "; cards present: {}", cards.join(", "))
-                }
-            }
-            PasswordOnly => write!(f, "the message is encrypted with a password, not to a key"),
-            PinUnavailable(why) => write!(f, "the card needs its PIN, {why}"),
-            WrongPin { .. } => write!(f, "wrong PIN"),
-            PinBlocked => write!(f, "the user PIN is blocked"),
-            LastPinTry => write!(f, "refusing to spend the last PIN try"),
-            Card(e) => write!(f, "card error: {e}"),
-            KeyMismatch(e) => write!(f, "{e}"),
-            NotOpenPgp(e) => write!(f, "not an OpenPGP message: {e}"),
-            BadMessage(e) => write!(f, "message cannot be decrypted safely: {e}"),
-            Unsupported(e) => write!(f, "cannot decrypt this message: {e} is not supported"),
-            NoIntegrity => write!(
-                f,
-                "refusing to decrypt: the message has no integrity protection (old SED \
-                 packet without a modification detection code)"
-            ),
-            InputChanged => write!(
-                f,
-                "the input file changed while it was being decrypted; no plaintext was written"
-            ),
-            Io { what, source } => write!(f, "{what}: {source}"),
-            NotEncrypted => write!(f, "the message is not encrypted; it was written unchanged"),
-            Usage(e) => write!(f, "{e}"),
-            Other(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl Error {
-    /// Maps an openpgp-card error to ours, in the context of a generic card operation.
-    pub fn from_card(e: openpgp_card::Error) -> Self {
-        use openpgp_card::ocard::StatusBytes;
-        match e {
-            openpgp_card::Error::CardStatus(StatusBytes::PasswordNotChecked(n)) => {
-                Error::WrongPin { tries_left: n }
-            }
-            openpgp_card::Error::CardStatus(StatusBytes::AuthenticationMethodBlocked) => {
-                Error::PinBlocked
-            }
-            openpgp_card::Error::Smartcard(e) => crate::card::pcsc::classify(&e),
-            other => Error::Card(other.to_string()),
-        }
     }
 }

@@ -1,18 +1,22 @@
 //! cardecrypt: decrypt OpenPGP messages with the key on an OpenPGP card.
 //!
-//! Module map:
+//! Module map (dependencies point down: cli -> cmd -> library -> card seam -> leaves):
 //! - [`cli`]: the command line (clap types only)
 //! - [`cmd`]: one file per verb, glue from arguments to the library
 //! - [`config`]: defaults from the config file
-//! - [`card`]: everything that talks to a card (PC/SC transport, PINs, key data)
+//! - [`prompt`]: how the command line asks for a PIN (pinentry, terminal, gpg loopback)
 //! - [`decrypt`]: message -> card -> session key -> authenticated plaintext
-//! - [`provision`]: putting keys on a card
+//! - [`engine`]: the bulk decryption engine (bounded memory, two passes)
+//! - [`mail`]: whole messages: PGP/MIME, inline PGP, header protection
+//! - [`provision`]: putting keys on a card, and the card's admin operations
 //! - [`certify`]: certificates for card keys, signed by the card
-//! - [`mail`]: what mail clients need: status lines, whole messages, header protection
-//! - [`output`]: writing plaintext safely
-//! - [`ui`]: the one trait through which the core asks the user anything
 //! - [`verify`]: signatures inside encrypted messages
-//! - [`error`]: failures with a hint and an exit code
+//! - [`card`]: everything that talks to a card (PC/SC transport, PINs, key data)
+//! - [`lenient`]: mending what other implementations encode loosely (MPIs)
+//! - [`output`]: writing plaintext safely
+//! - leaves, depending on nothing else here: [`error`] (failures with a hint and an exit
+//!   code), [`ui`] (the one trait through which the core asks the user anything),
+//!   [`gpg_status`] (gpg's status lines), [`paths`], [`time`]
 
 pub mod card;
 pub mod certify;
@@ -22,32 +26,50 @@ pub mod config;
 pub mod decrypt;
 pub mod engine;
 pub mod error;
+pub mod gpg_status;
 pub mod lenient;
 pub mod mail;
 pub mod output;
+pub mod paths;
+pub mod prompt;
 pub mod provision;
+pub mod time;
 pub mod ui;
 pub mod verify;
 
 pub use error::{Error, Result};
 
+/// How a command that did not fail ended; each maps to an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    Success,
+    /// `cardecrypt mail`: nothing was encrypted; the message was written unchanged.
+    NotEncrypted,
+}
+
+impl Done {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Done::Success => error::exit::OK,
+            Done::NotEncrypted => error::exit::NOT_ENCRYPTED,
+        }
+    }
+}
+
 /// Runs a parsed command line; the caller turns the result into an exit code.
-pub fn run(cli: cli::Cli) -> Result<()> {
+pub fn run(cli: cli::Cli) -> Result<Done> {
     if cli.command.is_some() && cli.decrypt.file.is_some() {
         return Err(Error::Usage(
             "a file to decrypt and a subcommand cannot be given together".into(),
         ));
     }
+    let success = |r: Result<()>| r.map(|()| Done::Success);
     match cli.command {
-        None => cmd::decrypt::run(&cli.decrypt, cli.verbose),
-        Some(cli::Command::Card(c)) => cmd::card::run(c, cli.verbose),
-        Some(cli::Command::Lock { card }) => cmd::card::lock(card.card.as_deref()),
+        None => success(cmd::decrypt::run(&cli.decrypt, cli.verbose)),
+        Some(cli::Command::Card(c)) => success(cmd::card::run(c, cli.verbose)),
+        Some(cli::Command::Lock(card)) => success(cmd::card::lock(card.card.as_deref())),
         Some(cli::Command::Mail(args)) => cmd::mail::run(&args, cli.verbose),
-        Some(cli::Command::Doctor) => cmd::doctor::run(),
-        Some(cli::Command::Hold {
-            reader,
-            ident,
-            seconds,
-        }) => card::holder::hold(&reader, &ident, seconds),
+        Some(cli::Command::Doctor) => success(cmd::doctor::run()),
+        Some(cli::Command::Hold(h)) => success(card::holder::hold(&h.reader, &h.ident, h.seconds)),
     }
 }

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         }
     };
     match cardecrypt::run(cli) {
-        Ok(()) => ExitCode::from(exit::OK),
+        Ok(done) => ExitCode::from(done.exit_code()),
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
             ExitCode::from(exit::OK)
         }

@@ -21,7 +21,10 @@ use sequoia_openpgp::{
     Cert, KeyHandle, KeyID,
 };
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    gpg_status::Status,
+};
 
 /// What checking one signature found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +85,52 @@ impl SignatureCheck {
         }
     }
 
+    /// gpg's status lines for this signature (NEWSIG, then GOODSIG + VALIDSIG + TRUST_*,
+    /// BADSIG, or ERRSIG with NO_PUBKEY when the certificate is missing).
+    pub fn status_lines(&self) -> Vec<Status> {
+        let user_id = self.user_id.clone().unwrap_or_else(|| "[?]".into());
+        let fpr = self
+            .signer_fingerprint
+            .clone()
+            .unwrap_or_else(|| "-".into());
+        let key_id = self.key_id.clone();
+        let mut lines = vec![Status::NewSig];
+        match &self.verdict {
+            Verdict::Good => lines.extend([
+                Status::GoodSig { key_id, user_id },
+                Status::ValidSig {
+                    date: crate::time::utc_date(self.created),
+                    created: self.created,
+                    expires: self.expires,
+                    version: self.version,
+                    pk_algo: self.pk_algo,
+                    hash_algo: self.hash_algo,
+                    sig_class: self.sig_type,
+                    primary_fpr: self.primary_fingerprint.clone().unwrap_or(fpr.clone()),
+                    fpr,
+                },
+                Status::TrustUndefined,
+            ]),
+            Verdict::Bad => lines.push(Status::BadSig { key_id, user_id }),
+            Verdict::NoCert | Verdict::Unusable(_) => {
+                let missing = self.verdict == Verdict::NoCert;
+                lines.push(Status::ErrSig {
+                    key_id: key_id.clone(),
+                    pk_algo: self.pk_algo,
+                    hash_algo: self.hash_algo,
+                    sig_class: self.sig_type,
+                    created: self.created,
+                    rc: if missing { 9 } else { 4 },
+                    fpr,
+                });
+                if missing {
+                    lines.push(Status::NoPubkey { key_id });
+                }
+            }
+        }
+        lines
+    }
+
     /// A signature we could not even read.
     fn unreadable(why: &str) -> Self {
         SignatureCheck {
@@ -119,10 +168,7 @@ impl SignatureCheck {
     }
 
     fn bare(sig: &Signature, verdict: Verdict) -> Self {
-        let secs = |t: Option<std::time::SystemTime>| {
-            t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs())
-        };
+        let secs = |t: Option<std::time::SystemTime>| t.map_or(0, crate::time::to_secs);
         let created = sig.signature_creation_time();
         let expires = match (created, sig.signature_validity_period()) {
             (Some(c), Some(p)) => secs(Some(c + p)),
@@ -176,7 +222,7 @@ impl SignatureCheck {
             Verdict::Good => format!(
                 "good signature by {}, made {}",
                 self.signer(),
-                utc(self.created)
+                crate::time::utc_minute(self.created)
             ),
             Verdict::Bad => format!(
                 "BAD SIGNATURE claiming to be by {}: the signed content was altered or the \
@@ -264,27 +310,6 @@ fn root_cause(e: &anyhow::Error) -> String {
     e.root_cause().to_string()
 }
 
-/// `YYYY-MM-DD HH:MM UTC`, from seconds since the epoch.
-pub fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from a day count (Howard Hinnant's published algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
-}
-
 /// Reads every certificate in `paths` (armored or binary keyrings).
 pub fn load_certs(paths: &[PathBuf]) -> Result<Vec<Cert>> {
     let mut certs = Vec::new();
@@ -325,13 +350,6 @@ fn load_file(path: &Path) -> Result<Vec<Cert>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
-        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13 UTC");
-    }
 
     #[test]
     fn only_the_certificates_holding_the_named_key_are_handed_out() {

@@ -4,7 +4,7 @@
 mod common;
 
 use cardecrypt::{
-    card::{pin::PinSource, status, Backend},
+    card::{pin::PinSource, report, Backend},
     certify,
     provision::{self, KeyAlgo, PinChange, Setting},
     Error,
@@ -33,10 +33,10 @@ fn generate(cards: &Cards, algo: KeyAlgo) -> Cert {
     certify::certify(&mut tx, &keys, "Gen <gen@cardecrypt.test>", s(USER_PIN)).expect("certify")
 }
 
-fn card_status(cards: &Cards) -> status::Status {
+fn card_status(cards: &Cards) -> report::Status {
     let mut card = open(cards);
     let mut tx = card.transaction().expect("tx");
-    status::read(&mut tx, "Virtual 0").expect("status")
+    report::read(&mut tx, "Virtual 0").expect("status")
 }
 
 fn assert_generated_cert_works(algo: KeyAlgo) {

@@ -12,33 +12,16 @@ use std::{
     os::unix::{fs::DirBuilderExt, process::CommandExt},
     path::PathBuf,
     process::{Command, Stdio},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use card_backend::CardBackend;
 
-use super::pcsc::{self, Connect, PcscCard};
+use super::pcsc_backend::{self, Connect, PcscCard};
 use crate::error::{Error, Result};
 
-fn runtime_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
-            std::env::temp_dir().join(format!("cardecrypt-{user}"))
-        });
-    base.join("cardecrypt")
-}
-
 fn holder_file(ident: &str) -> PathBuf {
-    runtime_dir().join(format!("unlocked-{}", ident.replace(':', "-")))
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::paths::runtime_dir().join(format!("unlocked-{}", ident.replace(':', "-")))
 }
 
 /// A running holder: its PID and when it lets go (seconds since the epoch).
@@ -54,26 +37,7 @@ pub fn current(ident: &str) -> Option<Holder> {
     let pid: u32 = fields.next()?.parse().ok()?;
     let until: u64 = fields.next()?.parse().ok()?;
     let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
-    (alive && until > now()).then_some(Holder { pid, until })
-}
-
-/// Parses "30s", "10m", "1h", a number of seconds, or "0"/"off".
-pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let t = text.trim();
-    if t == "off" {
-        return Ok(Duration::ZERO);
-    }
-    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30s, 10m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{text:?}: unit must be s, m or h")),
-    };
-    Ok(Duration::from_secs(secs))
+    (alive && until > crate::time::now()).then_some(Holder { pid, until })
 }
 
 /// Starts (or renews) a holder for the card `ident` in `reader`.
@@ -106,26 +70,26 @@ pub fn stop(ident: &str) -> bool {
 
 /// The holder process itself (`cardecrypt __hold`).
 pub fn hold(reader: &str, ident: &str, seconds: u64) -> Result<()> {
-    let (ctx, _) = pcsc::readers()?;
+    let (ctx, _) = pcsc_backend::readers()?;
     let name = CString::new(reader).map_err(|_| Error::Usage("bad reader name".into()))?;
     let card = match PcscCard::connect(&ctx, &name)? {
         Connect::Card(card) => card,
         _ => return Err(Error::CardRemoved),
     };
-    let dir = runtime_dir();
+    let dir = crate::paths::runtime_dir();
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&dir)
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    let until = now() + seconds;
+    let until = crate::time::now() + seconds;
     let file = holder_file(ident);
     let me = std::process::id();
     std::fs::write(&file, format!("{me} {until}\n"))
         .map_err(|e| Error::io(format!("cannot write {}", file.display()), e))?;
     let reader_c = name;
     loop {
-        if now() >= until {
+        if crate::time::now() >= until {
             break;
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -147,27 +111,27 @@ pub fn hold(reader: &str, ident: &str, seconds: u64) -> Result<()> {
 }
 
 fn card_present(ctx: &::pcsc::Context, reader: &CString) -> bool {
-    let mut states = [::pcsc::ReaderState::new(
-        reader.clone(),
-        ::pcsc::State::UNAWARE,
-    )];
+    let mut states = [pcsc::ReaderState::new(reader.clone(), pcsc::State::UNAWARE)];
     match ctx.get_status_change(Duration::ZERO, &mut states) {
-        Ok(()) => states[0].event_state().contains(::pcsc::State::PRESENT),
+        Ok(()) => states[0].event_state().contains(pcsc::State::PRESENT),
         Err(_) => false,
     }
 }
 
 /// Makes the card forget a verified user PIN now: VERIFY with P1=FF (OpenPGP card 3.x).
 pub fn reset_pin_state(backend: &mut dyn CardBackend) -> Result<()> {
-    let mut tx = backend.transaction(None).map_err(|e| pcsc::classify(&e))?;
+    let mut tx = backend
+        .transaction(None)
+        .map_err(|e| pcsc_backend::classify(&e))?;
     let select = [
         0x00, 0xA4, 0x04, 0x00, 0x06, 0xD2, 0x76, 0x00, 0x01, 0x24, 0x01, 0x00,
     ];
-    tx.transmit(&select, 256).map_err(|e| pcsc::classify(&e))?;
+    tx.transmit(&select, 256)
+        .map_err(|e| pcsc_backend::classify(&e))?;
     for mode in [0x81, 0x82] {
         let resp = tx
             .transmit(&[0x00, 0x20, 0xFF, mode], 256)
-            .map_err(|e| pcsc::classify(&e))?;
+            .map_err(|e| pcsc_backend::classify(&e))?;
         if !resp.ends_with(&[0x90, 0x00]) {
             return Err(Error::Card(
                 "the card does not support resetting the PIN state (VERIFY P1=FF)".into(),
@@ -175,20 +139,4 @@ pub fn reset_pin_state(backend: &mut dyn CardBackend) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_like_people_write_them() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
-        assert_eq!(parse_duration("off"), Ok(Duration::ZERO));
-        assert!(parse_duration("10 minutes").is_err());
-        assert!(parse_duration("m").is_err());
-    }
 }

@@ -4,12 +4,12 @@
 //! tests. Nothing above this module knows which.
 
 pub mod holder;
-pub mod metered;
-pub mod pcsc;
+pub mod link;
+pub mod pcsc_backend;
 pub mod pin;
 pub mod pubkey;
+pub mod report;
 pub mod signer;
-pub mod status;
 
 use card_backend::CardBackend;
 use openpgp_card::{
@@ -23,7 +23,7 @@ use openpgp_card::{
 };
 
 use crate::error::{Error, Result};
-use metered::{ApduCounter, Metered};
+use link::{ApduCounter, CardLink};
 
 pub type Backend = Box<dyn CardBackend + Send + Sync>;
 
@@ -39,19 +39,19 @@ pub struct PcscSource;
 
 impl CardSource for PcscSource {
     fn backends(&mut self) -> Result<Vec<(String, Backend)>> {
-        let (ctx, readers) = pcsc::readers()?;
+        let (ctx, readers) = pcsc_backend::readers()?;
         if readers.is_empty() {
             return Err(Error::NoReader);
         }
         let mut cards: Vec<(String, Backend)> = Vec::new();
         let mut busy = None;
         for reader in &readers {
-            match pcsc::PcscCard::connect(&ctx, reader)? {
-                pcsc::Connect::Card(card) => {
+            match pcsc_backend::PcscCard::connect(&ctx, reader)? {
+                pcsc_backend::Connect::Card(card) => {
                     cards.push((card.reader().to_string(), Box::new(card)))
                 }
-                pcsc::Connect::Busy => busy = Some(reader.to_string_lossy().into_owned()),
-                pcsc::Connect::Empty => {}
+                pcsc_backend::Connect::Busy => busy = Some(reader.to_string_lossy().into_owned()),
+                pcsc_backend::Connect::Empty => {}
             }
         }
         match (cards.is_empty(), busy) {
@@ -82,10 +82,10 @@ pub fn open_all(
     let mut open = Vec::new();
     let mut last_err = None;
     for (reader, backend) in source.backends()? {
-        let metered = Metered::new(backend, counter.clone(), trace);
-        match Card::<Open>::new(Box::new(metered) as Backend) {
+        let link = CardLink::new(backend, counter.clone(), trace);
+        match Card::<Open>::new(Box::new(link) as Backend) {
             Ok(card) => open.push(OpenCard { reader, card }),
-            Err(e) => last_err = Some(Error::from_card(e)),
+            Err(e) => last_err = Some(Error::from(e)),
         }
     }
     match (open.is_empty(), last_err) {
@@ -114,23 +114,14 @@ pub struct SlotInfo {
 
 impl CardInfo {
     pub fn read(tx: &mut Card<Transaction<'_>>) -> Result<CardInfo> {
-        let ident = tx
-            .application_identifier()
-            .map_err(Error::from_card)?
-            .ident();
+        let ident = tx.application_identifier().map_err(Error::from)?.ident();
         let decryption = slot_info(tx, KeyType::Decryption)?;
-        let pw1_tries = tx
-            .pw_status_bytes()
-            .map_err(Error::from_card)?
-            .err_count_pw1();
+        let pw1_tries = tx.pw_status_bytes().map_err(Error::from)?.err_count_pw1();
         let touch_for_decrypt = tx
             .user_interaction_flag(KeyType::Decryption)
-            .map_err(Error::from_card)?
+            .map_err(Error::from)?
             .is_some_and(|uif| uif.touch_policy().touch_required());
-        let kdf_supported = tx
-            .extended_capabilities()
-            .map_err(Error::from_card)?
-            .kdf_do();
+        let kdf_supported = tx.extended_capabilities().map_err(Error::from)?.kdf_do();
         Ok(CardInfo {
             ident,
             decryption,
@@ -143,15 +134,13 @@ impl CardInfo {
 
 /// Fingerprint, algorithm and creation time of the key in `key_type`'s slot, if any.
 pub fn slot_info(tx: &mut Card<Transaction<'_>>, key_type: KeyType) -> Result<Option<SlotInfo>> {
-    let Some(fingerprint) = tx.fingerprint(key_type).map_err(Error::from_card)? else {
+    let Some(fingerprint) = tx.fingerprint(key_type).map_err(Error::from)? else {
         return Ok(None);
     };
     Ok(Some(SlotInfo {
         fingerprint,
-        algorithm: tx
-            .algorithm_attributes(key_type)
-            .map_err(Error::from_card)?,
-        created: tx.key_generation_time(key_type).map_err(Error::from_card)?,
+        algorithm: tx.algorithm_attributes(key_type).map_err(Error::from)?,
+        created: tx.key_generation_time(key_type).map_err(Error::from)?,
     }))
 }
 
@@ -162,6 +151,23 @@ pub fn ident_matches(ident: &str, wanted: &str) -> bool {
         || ident
             .split_once(':')
             .is_some_and(|(_, serial)| serial == wanted)
+}
+
+/// An openpgp-card error in the terms of a generic card operation.
+impl From<openpgp_card::Error> for Error {
+    fn from(e: openpgp_card::Error) -> Self {
+        use openpgp_card::ocard::StatusBytes;
+        match e {
+            openpgp_card::Error::CardStatus(StatusBytes::PasswordNotChecked(n)) => {
+                Error::WrongPin { tries_left: n }
+            }
+            openpgp_card::Error::CardStatus(StatusBytes::AuthenticationMethodBlocked) => {
+                Error::PinBlocked
+            }
+            openpgp_card::Error::Smartcard(e) => pcsc_backend::classify(&e),
+            other => Error::Card(other.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -117,7 +117,7 @@ pub fn pin_failure(e: openpgp_card::Error, tries_before: u8) -> Error {
         ) => Error::WrongPin {
             tries_left: tries_before.saturating_sub(1),
         },
-        other => Error::from_card(other),
+        other => Error::from(other),
     }
 }
 

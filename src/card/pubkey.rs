@@ -40,11 +40,7 @@ pub type PublicKey = Key<PublicParts, UnspecifiedRole>;
 
 /// Where rebuilt public keys are kept: `$XDG_CACHE_HOME/cardecrypt/keys`.
 pub fn default_cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("cardecrypt").join("keys"))
+    Some(crate::paths::cache_dir()?.join("keys"))
 }
 
 /// The public key of the decryption slot, from the cache or rebuilt from the card.
@@ -69,7 +65,7 @@ pub fn slot_key(
     if let Some(key) = cache_file.as_deref().and_then(|f| read_cached(f, &wanted)) {
         return Ok(key);
     }
-    let material = tx.public_key_material(key_type).map_err(Error::from_card)?;
+    let material = tx.public_key_material(key_type).map_err(Error::from)?;
     // Time 0 (1970) is a valid creation time, and cards report it as "no time": the
     // fingerprint check in `rebuild` tells whether it is right.
     let created = slot.created.as_ref().map_or(0, |t| t.get());

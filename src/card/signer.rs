@@ -24,7 +24,6 @@ pub struct CardSigner<'t, 'a> {
     pin: SecretString,
     /// Hashes the card can sign: ECDSA cards want the digest size to match the curve.
     hashes: Vec<HashAlgorithm>,
-    pub failure: Option<Error>,
 }
 
 impl<'t, 'a> CardSigner<'t, 'a> {
@@ -46,7 +45,6 @@ impl<'t, 'a> CardSigner<'t, 'a> {
             public,
             pin,
             hashes,
-            failure: None,
         }
     }
 
@@ -55,11 +53,10 @@ impl<'t, 'a> CardSigner<'t, 'a> {
         self.hashes[0]
     }
 
+    /// The card's error, typed, inside sequoia's error: the caller gets it back with
+    /// `downcast` (the exact error decides the exit code and hint).
     fn fail(&mut self, e: openpgp_card::Error) -> anyhow::Error {
-        let e = Error::from_card(e);
-        let text = e.to_string();
-        self.failure = Some(e);
-        anyhow::anyhow!(text)
+        anyhow::Error::from(Error::from(e))
     }
 }
 

@@ -4,30 +4,31 @@ use std::io::Write;
 
 use crate::{
     card::{pubkey, PcscSource},
-    cli::{DecryptArgs, ReadArgs},
+    cli::{DecryptArgs, GpgCompat, ReadArgs},
     config::Config,
     decrypt::{self, DecryptOptions, Report},
     engine,
     error::{Error, Result},
-    mail::status::StatusLines,
+    gpg_status::StatusWriter,
     output,
-    ui::{Interaction, Terminal},
+    prompt::{Loopback, Prompter},
+    ui::Interaction,
     verify,
 };
 
 pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     let config = Config::load()?;
-    let loopback = args.gpg.loopback(args.status_fd);
+    let loopback = loopback(&args.gpg, args.status_fd);
     let mut pin = super::pin_policy(&args.read.pin, args.gpg.passphrase_fd);
     // The caller that speaks the loopback protocol is asked, --batch or not (as gpg does).
     pin.batch &= loopback.is_none();
     let options = options(&args.read, pin, &config, verbose)?;
     let input = engine::Input::open(args.file.as_deref())?;
-    let mut ui = Terminal {
+    let mut ui = Prompter {
         pinentry: config.pinentry.clone(),
         loopback,
     };
-    let mut status = StatusLines::open(args.status_fd)?;
+    let mut status = StatusWriter::open(args.status_fd)?;
     let mut report = Report::default();
     let overwrite = args.read.overwrite || args.gpg.yes;
     let result = decrypt_to(
@@ -38,10 +39,13 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
         &options,
         &mut report,
     );
-    status.pin_announced = ui.loopback.as_ref().is_some_and(|l| l.asked);
-    match &result {
-        Ok(len) => status.decrypt(&report, *len as usize, Ok(())),
-        Err(e) => status.decrypt(&report, 0, Err(e)),
+    let pin_announced = ui.loopback.as_ref().is_some_and(|l| l.asked);
+    if status.is_open() {
+        let lines = match &result {
+            Ok(len) => report.status_lines(*len, Ok(()), pin_announced),
+            Err(e) => report.status_lines(0, Err(e), pin_announced),
+        };
+        status.write_all(&lines);
     }
     result?;
     if let Some(weak) = report.weak_cipher {
@@ -62,6 +66,22 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// gpg's loopback protocol, when the caller gave a command descriptor to answer on and a
+/// status descriptor to ask on, no passphrase descriptor, and did not ask for pinentry
+/// (`--pinentry-mode ask`). EasyPG passes `--command-fd 0` with or without loopback mode
+/// and answers `GET_HIDDEN` either way; Evolution never names a mode.
+pub(crate) fn loopback(gpg: &GpgCompat, status_fd: Option<i32>) -> Option<Loopback> {
+    let mode_allows = matches!(gpg.pinentry_mode.as_deref(), None | Some("loopback"));
+    match (mode_allows, gpg.command_fd, status_fd, gpg.passphrase_fd) {
+        (true, Some(command_fd), Some(_), None) => Some(Loopback {
+            status_fd,
+            command_fd,
+            asked: false,
+        }),
+        _ => None,
+    }
 }
 
 /// Decrypt options from the command line and the config file.
@@ -169,5 +189,72 @@ pub(crate) fn write_out(
                 .and_then(|()| out.flush())
                 .map_err(|e| Error::io("cannot write to standard output", e))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    #[test]
+    fn other_gpg_front_ends_parse() {
+        // Emacs EasyPG (epg.el), then Evolution (camel-gpg-context.c), then aerc.
+        let lines: [&[&str]; 3] = [
+            &[
+                "--no-tty",
+                "--status-fd",
+                "1",
+                "--yes",
+                "--enable-progress-filter",
+                "--command-fd",
+                "0",
+                "--output",
+                "out",
+                "--pinentry-mode",
+                "loopback",
+                "--decrypt",
+                "--",
+                "msg.gpg",
+            ],
+            &[
+                "--verbose",
+                "--no-secmem-warning",
+                "--no-greeting",
+                "--no-tty",
+                "--status-fd=3",
+                "--command-fd=4",
+                "--decrypt",
+                "--output",
+                "-",
+            ],
+            &[
+                "--status-fd",
+                "2",
+                "--log-file",
+                "/dev/null",
+                "--batch",
+                "--decrypt",
+            ],
+        ];
+        let speaks_loopback: Vec<bool> = lines
+            .iter()
+            .map(|args| {
+                let cli = Cli::try_parse_from(std::iter::once(&"cardecrypt").chain(*args))
+                    .expect("gpg front end's line");
+                assert!(cli.command.is_none());
+                loopback(&cli.decrypt.gpg, cli.decrypt.status_fd).is_some()
+            })
+            .collect();
+        assert_eq!(speaks_loopback, [true, true, false]);
+        let ask = Cli::try_parse_from([
+            "cardecrypt",
+            "--status-fd=1",
+            "--command-fd=0",
+            "--pinentry-mode=ask",
+        ])
+        .expect("parse");
+        assert!(loopback(&ask.decrypt.gpg, ask.decrypt.status_fd).is_none());
     }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::{
-    card::{self, metered::ApduCounter, pcsc, CardInfo, PcscSource},
+    card::{self, link::ApduCounter, pcsc_backend, CardInfo, PcscSource},
     error::{Error, Result},
 };
 
@@ -87,7 +87,7 @@ fn check_pcsc() -> Vec<Finding> {
     let installed = ["/usr/sbin/pcscd", "/usr/bin/pcscd", "/sbin/pcscd"]
         .iter()
         .any(|p| Path::new(p).exists());
-    let (ctx, readers) = match pcsc::readers() {
+    let (ctx, readers) = match pcsc_backend::readers() {
         Ok(r) => r,
         Err(_) if !installed => {
             out.push(fail("pcscd is not installed", "sudo apt install pcscd"));
@@ -198,7 +198,7 @@ pub fn check_udev(etc: &Path, lib: &Path) -> Finding {
 /// works there.
 fn check_pinentry() -> Finding {
     let config = crate::config::Config::load().unwrap_or_default();
-    match crate::ui::named_pinentry(config.pinentry.as_deref()) {
+    match crate::prompt::named_pinentry(config.pinentry.as_deref()) {
         Some(p) if p.is_file() => ok(format!("pinentry: {}", p.display())),
         Some(p) => fail(
             format!(
@@ -207,7 +207,7 @@ fn check_pinentry() -> Finding {
             ),
             "name an installed pinentry, e.g. /usr/bin/pinentry-curses",
         ),
-        None => match crate::ui::pinentry_on_path() {
+        None => match crate::prompt::pinentry_on_path() {
             Some(p) => ok(format!(
                 "pinentry: {} (asks for the PIN when a mail client runs cardecrypt)",
                 std::fs::canonicalize(&p).unwrap_or(p).display()

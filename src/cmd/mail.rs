@@ -10,10 +10,12 @@ use crate::{
     decrypt,
     error::{Error, Result},
     mail::message,
-    ui::{Interaction, Terminal},
+    prompt::Prompter,
+    ui::Interaction,
+    Done,
 };
 
-pub fn run(args: &MailArgs, verbose: bool) -> Result<()> {
+pub fn run(args: &MailArgs, verbose: bool) -> Result<Done> {
     let config = Config::load()?;
     let options = options(
         &args.read,
@@ -31,7 +33,7 @@ pub fn run(args: &MailArgs, verbose: bool) -> Result<()> {
             .read_to_end(&mut input)
             .map_err(|e| Error::io("cannot read the message", e))?,
     };
-    let mut ui = Terminal {
+    let mut ui = Prompter {
         pinentry: config.pinentry.clone(),
         loopback: None,
     };
@@ -47,7 +49,8 @@ pub fn run(args: &MailArgs, verbose: bool) -> Result<()> {
         &outcome.message,
     )?;
     if !outcome.encrypted() {
-        return Err(Error::NotEncrypted);
+        ui.note("the message is not encrypted; it was written unchanged");
+        return Ok(Done::NotEncrypted);
     }
     // As for one message: the card the last part was decrypted with stays unlocked.
     if let Some(report) = outcome.reports.last() {
@@ -73,5 +76,5 @@ pub fn run(args: &MailArgs, verbose: bool) -> Result<()> {
             ui.note("protected headers replaced the outer ones");
         }
     }
-    Ok(())
+    Ok(Done::Success)
 }

@@ -493,10 +493,7 @@ impl VerificationHelper for InnerHelper<'_> {
 
     fn inspect(&mut self, pp: &PacketParser<'_>) -> openpgp::Result<()> {
         if let Packet::Literal(l) = &pp.packet {
-            let date = l
-                .date()
-                .and_then(|d| d.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs() as u32);
+            let date = l.date().map_or(0, |d| crate::time::to_secs(d) as u32);
             self.facts.literal = Some((
                 u8::from(l.format()),
                 date,

@@ -156,6 +156,9 @@ impl Default for ContentType {
 }
 
 impl ContentType {
+    /// Parses a field value. By hand, not with mailparse: its parser splits a quoted
+    /// parameter value at a `;` inside the quotes (`x="a;b"` gives `"a`), which RFC 2045
+    /// allows and which decides where a boundary or protocol ends.
     pub fn parse(value: &str) -> ContentType {
         let mut parts = split_params(value).into_iter();
         let mime = parts
@@ -345,58 +348,26 @@ pub fn decode(body: &[u8], encoding: &str) -> Vec<u8> {
                 })
                 .unwrap_or_default()
         }
-        "quoted-printable" => decode_quoted_printable(body),
+        // Robust: a stray '=' or a bad escape stays as it is, as mail readers show it.
+        "quoted-printable" => {
+            quoted_printable::decode(body, quoted_printable::ParseMode::Robust).unwrap_or_default()
+        }
         _ => body.to_vec(),
     }
 }
 
-fn decode_quoted_printable(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len());
-    let mut i = 0;
-    while i < body.len() {
-        let b = body[i];
-        if b != b'=' {
-            out.push(b);
-            i += 1;
-            continue;
-        }
-        let rest = &body[i + 1..];
-        if rest.starts_with(b"\r\n") {
-            i += 3;
-        } else if rest.starts_with(b"\n") {
-            i += 2;
-        } else if let (Some(h), Some(l)) = (
-            rest.first().and_then(|c| (*c as char).to_digit(16)),
-            rest.get(1).and_then(|c| (*c as char).to_digit(16)),
-        ) {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            // Soft break with trailing whitespace, or a stray '=': keep the byte.
-            let spaces = rest
-                .iter()
-                .take_while(|c| **c == b' ' || **c == b'\t')
-                .count();
-            if rest[spaces..].starts_with(b"\r\n") {
-                i += 1 + spaces + 2;
-            } else if rest[spaces..].starts_with(b"\n") {
-                i += 1 + spaces + 1;
-            } else {
-                out.push(b'=');
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
-/// Text in `charset` as a string, for the charsets whose bytes we can map exactly.
+/// Text in `charset` as a string; `None` when the charset is unknown or the bytes are not
+/// valid in it (nothing is replaced: the caller then keeps the bytes as they are).
 pub fn to_text(bytes: &[u8], charset: &str) -> Option<String> {
-    match charset.to_ascii_lowercase().as_str() {
-        "utf-8" | "utf8" | "us-ascii" | "ascii" | "" => String::from_utf8(bytes.to_vec()).ok(),
-        "iso-8859-1" | "latin1" | "iso_8859-1" => Some(bytes.iter().map(|&b| b as char).collect()),
-        _ => None,
-    }
+    let label = if charset.is_empty() { "utf-8" } else { charset };
+    let encoding = match label.to_ascii_lowercase().as_str() {
+        // WHATWG maps both to windows-1252; mail means 7-bit ASCII, a subset of UTF-8.
+        "us-ascii" | "ascii" => encoding_rs::UTF_8,
+        _ => encoding_rs::Encoding::for_label(label.as_bytes())?,
+    };
+    encoding
+        .decode_without_bom_handling_and_without_replacement(bytes)
+        .map(|text| text.into_owned())
 }
 
 #[cfg(test)]

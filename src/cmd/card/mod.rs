@@ -14,11 +14,11 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::{
     card::{
         self,
-        metered::ApduCounter,
+        link::ApduCounter,
         pin::{read_pin, PinSource},
-        status, CardInfo, CardSource, OpenCard, PcscSource,
+        report, CardInfo, CardSource, OpenCard, PcscSource,
     },
-    cli::{AuthArgs, CardCommand},
+    cli::{AuthArgs, CardCommand, KdfCommand, StatusArgs},
     error::{Error, Result},
 };
 
@@ -33,11 +33,11 @@ pub fn run(command: CardCommand, verbose: bool) -> Result<()> {
             }
             Ok(())
         }
-        CardCommand::Status { card, json } => {
+        CardCommand::Status(StatusArgs { card, json }) => {
             let (mut open, _) = open_one(source, card.card.as_deref(), verbose)?;
             let reader = open.reader.clone();
             let mut tx = transaction(&mut open.card)?;
-            let status = status::read(&mut tx, &reader)?;
+            let status = report::read(&mut tx, &reader)?;
             if json {
                 let text = serde_json::to_string_pretty(&status)
                     .map_err(|e| Error::Other(e.to_string()))?;
@@ -47,10 +47,13 @@ pub fn run(command: CardCommand, verbose: bool) -> Result<()> {
             }
             Ok(())
         }
-        CardCommand::Import { .. } | CardCommand::Generate { .. } | CardCommand::Export { .. } => {
-            keys::run(source, command, verbose)
-        }
-        other => manage::run(source, other, verbose),
+        CardCommand::Import(args) => keys::import_file(source, args, verbose),
+        CardCommand::Generate(args) => keys::generate(source, args, verbose),
+        CardCommand::Export(args) => keys::export(source, args, verbose),
+        CardCommand::Pin(pin) => manage::pin(source, pin, verbose),
+        CardCommand::Set(args) => manage::set(source, args, verbose),
+        CardCommand::Kdf(KdfCommand::Enable(args)) => manage::enable_kdf(source, args, verbose),
+        CardCommand::FactoryReset(args) => manage::factory_reset(source, args, verbose),
     }
 }
 
@@ -65,7 +68,7 @@ pub fn lock(wanted: Option<&str>) -> Result<()> {
         let mut card = open.card;
         let ident = transaction(&mut card)?
             .application_identifier()
-            .map_err(Error::from_card)?
+            .map_err(Error::from)?
             .ident();
         if wanted.is_some_and(|w| !card::ident_matches(&ident, w)) {
             seen.push(ident);
@@ -94,7 +97,7 @@ pub fn lock(wanted: Option<&str>) -> Result<()> {
 }
 
 fn transaction(card: &mut Card<Open>) -> Result<Card<Transaction<'_>>> {
-    card.transaction().map_err(Error::from_card)
+    card.transaction().map_err(Error::from)
 }
 
 /// One line per card: ident, reader, decryption key fingerprint.
@@ -125,11 +128,7 @@ pub fn open_one(
     let mut idents = Vec::new();
     for open in &mut cards {
         let tx = transaction(&mut open.card)?;
-        idents.push(
-            tx.application_identifier()
-                .map_err(Error::from_card)?
-                .ident(),
-        );
+        idents.push(tx.application_identifier().map_err(Error::from)?.ident());
     }
     let index = match wanted {
         Some(w) => idents

@@ -1,5 +1,5 @@
-//! A wrapper around any card backend that counts APDUs, traces them with secrets redacted,
-//! and spares redundant round trips.
+//! The link every APDU passes through: counts APDUs, traces them with secrets redacted,
+//! and caches the application related data to spare redundant round trips.
 //!
 //! openpgp-card reads the application related data (GET DATA 6E) when it opens a card, again
 //! when it starts a transaction and again to read a public key. Only state-changing commands
@@ -25,7 +25,7 @@ impl ApduCounter {
     }
 }
 
-pub struct Metered {
+pub struct CardLink {
     inner: Box<dyn CardBackend + Send + Sync>,
     counter: ApduCounter,
     trace: bool,
@@ -33,13 +33,13 @@ pub struct Metered {
     last_ard: Option<Vec<u8>>,
 }
 
-impl Metered {
+impl CardLink {
     pub fn new(
         inner: Box<dyn CardBackend + Send + Sync>,
         counter: ApduCounter,
         trace: bool,
     ) -> Self {
-        Metered {
+        CardLink {
             inner,
             counter,
             trace,
@@ -48,7 +48,7 @@ impl Metered {
     }
 }
 
-impl CardBackend for Metered {
+impl CardBackend for CardLink {
     fn limit_card_caps(&self, card_caps: CardCaps) -> CardCaps {
         self.inner.limit_card_caps(card_caps)
     }

@@ -102,7 +102,7 @@ fn display_name(raw: &[u8]) -> Option<String> {
 }
 
 pub fn read(tx: &mut Card<Transaction<'_>>, reader: &str) -> Result<Status> {
-    let e = Error::from_card;
+    let e = Error::from;
     let aid = tx.application_identifier().map_err(e)?;
     let holder = tx.cardholder_related_data().map_err(e)?;
     let url = tx.url().ok().filter(|u| !u.is_empty());
@@ -163,12 +163,8 @@ pub fn read(tx: &mut Card<Transaction<'_>>, reader: &str) -> Result<Status> {
         },
         kdf,
         signature_count,
-        kept_unlocked_seconds: super::holder::current(&aid.ident()).map(|h| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            h.until.saturating_sub(now)
-        }),
+        kept_unlocked_seconds: super::holder::current(&aid.ident())
+            .map(|h| h.until.saturating_sub(crate::time::now())),
     })
 }
 
@@ -199,7 +195,7 @@ impl Status {
                         "{fp}\n                {}{}{}",
                         s.algorithm,
                         s.created
-                            .map(|t| format!(", created {}", iso_date(t)))
+                            .map(|t| format!(", created {}", crate::time::utc_date(t.into())))
                             .unwrap_or_default(),
                         s.origin.map(|o| format!(", {o}")).unwrap_or_default()
                     ),
@@ -239,30 +235,14 @@ fn capitalize(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Seconds since the epoch as YYYY-MM-DD (UTC), without a date library.
-fn iso_date(secs: u32) -> String {
-    let days = i64::from(secs) / 86_400;
-    // Civil-from-days (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn dates_and_names_read_as_people_write_them() {
-        assert_eq!(iso_date(0), "1970-01-01");
-        assert_eq!(iso_date(1_735_689_600), "2025-01-01");
+        assert_eq!(crate::time::utc_date(0), "1970-01-01");
+        assert_eq!(crate::time::utc_date(1_735_689_600), "2025-01-01");
         assert_eq!(
             display_name(b"Liddell<<Alice<Pleasance").as_deref(),
             Some("Alice Pleasance Liddell")

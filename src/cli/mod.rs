@@ -1,0 +1,183 @@
+//! The command line, as clap types only: no I/O while parsing, and nothing from the library
+//! but the duration parser. One file per group of verbs.
+
+mod card;
+mod decrypt;
+
+use clap::{Parser, Subcommand};
+
+pub use card::*;
+pub use decrypt::*;
+
+const AFTER_HELP: &str = "\
+Examples:
+  cardecrypt < message.asc                 decrypt to stdout, asking for the PIN on the terminal
+  cardecrypt message.gpg -o message.txt    decrypt a file into a new file (mode 0600)
+  cardecrypt --batch --pin-fd 3 msg.asc 3<pin.txt
+  cardecrypt card list
+
+Exit codes:
+  0  success
+  1  other error
+  2  usage error
+  3  no PC/SC service, reader or card; card busy or removed
+  4  no card holds a key the message is encrypted to
+  5  PIN needed but not available, wrong, blocked, or last try refused
+  6  not an OpenPGP message, or corrupt, truncated or tampered with
+  7  reading input or writing output failed
+  8  the card refused or failed an operation
+  9  `cardecrypt mail`: the message is not encrypted (written unchanged)";
+
+/// Decrypt OpenPGP messages with the key on your OpenPGP card (YubiKey, Nitrokey, ...).
+///
+/// The private key never leaves the card: cardecrypt sends the card only the encrypted
+/// session key, and decrypts and authenticates the message itself. No plaintext is written
+/// unless the whole message is authenticated.
+#[derive(Parser, Debug)]
+#[command(version, after_help = AFTER_HELP, subcommand_precedence_over_arg = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
+
+    /// Print diagnostics and every APDU (PINs and secrets redacted) on standard error
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Manage OpenPGP cards
+    #[command(subcommand)]
+    Card(CardCommand),
+
+    /// Decrypt a whole email (RFC 5322): PGP/MIME and inline PGP, protected headers restored
+    ///
+    /// Writes the message with every encrypted part replaced by its plaintext, so any mail
+    /// reader or indexer can use it. Protected headers (RFC 9788 and protected-headers="v1")
+    /// replace the outer Subject, From, To, ...; legacy-display copies are removed. A message
+    /// that is not encrypted is written unchanged, with exit code 9.
+    #[command(after_help = "Examples:
+  cardecrypt mail < encrypted.eml > readable.eml
+  cardecrypt mail --signer-certs contacts.pgp ~/Maildir/cur/1700000000.M1.host:2,S")]
+    Mail(MailArgs),
+
+    /// Check pcscd, readers, cards, PIN counters, udev rules and mail client settings
+    #[command(after_help = "Example:\n  cardecrypt doctor")]
+    Doctor,
+
+    /// Lock cards now: end --keep-unlocked and make the card forget the verified PIN
+    #[command(after_help = "Example:\n  cardecrypt lock")]
+    Lock(CardArgs),
+
+    /// (internal) the process that keeps a card unlocked
+    #[command(name = "__hold", hide = true)]
+    Hold(HoldArgs),
+}
+
+/// The unlock holder's arguments (cardecrypt starts it itself).
+#[derive(clap::Args, Debug)]
+pub struct HoldArgs {
+    #[arg(long)]
+    pub reader: String,
+    #[arg(long)]
+    pub ident: String,
+    #[arg(long)]
+    pub seconds: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use std::path::PathBuf;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every command a person runs shows an example in its --help.
+    #[test]
+    fn every_command_has_an_example() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let name = format!("{path} {}", cmd.get_name());
+            let subs: Vec<_> = cmd
+                .get_subcommands()
+                .filter(|c| c.get_name() != "help")
+                .collect();
+            if subs.is_empty() {
+                let help = cmd
+                    .get_after_help()
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                let parent_help = help.contains("Example");
+                if !parent_help {
+                    missing.push(name.clone());
+                }
+            }
+            for sub in subs {
+                walk(sub, &name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let cli = Cli::command();
+        for sub in cli.get_subcommands().filter(|c| !c.is_hide_set()) {
+            walk(sub, "cardecrypt", &mut missing);
+        }
+        assert!(cli
+            .get_after_help()
+            .is_some_and(|h| h.to_string().contains("Examples")));
+        // `card set`'s leaves share the examples of `card set`.
+        missing.retain(|m| !m.starts_with("cardecrypt card set "));
+        assert!(missing.is_empty(), "no example in --help: {missing:?}");
+    }
+
+    #[test]
+    fn a_file_without_subcommand_decrypts() {
+        let cli = Cli::try_parse_from(["cardecrypt", "msg.asc", "-o", "out"]).expect("parse");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.decrypt.file, Some(PathBuf::from("msg.asc")));
+    }
+
+    #[test]
+    fn mutts_gpg_line_parses() {
+        let cli = Cli::try_parse_from([
+            "cardecrypt",
+            "--status-fd=2",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase-fd",
+            "0",
+            "--no-verbose",
+            "--quiet",
+            "--batch",
+            "--output",
+            "-",
+            "--decrypt",
+            "msg.asc",
+        ])
+        .expect("mutt's line");
+        assert_eq!(cli.decrypt.status_fd, Some(2));
+        assert_eq!(cli.decrypt.gpg.passphrase_fd, Some(0));
+        assert_eq!(cli.decrypt.read.output, Some(PathBuf::from("-")));
+    }
+
+    #[test]
+    fn verbose_goes_anywhere() {
+        for args in [
+            ["cardecrypt", "-v", "card", "list"],
+            ["cardecrypt", "card", "list", "-v"],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parse");
+            assert!(cli.verbose && matches!(cli.command, Some(Command::Card(CardCommand::List))));
+        }
+    }
+
+    #[test]
+    fn pin_file_and_fd_conflict() {
+        assert!(Cli::try_parse_from(["cardecrypt", "--pin-file", "a", "--pin-fd", "3"]).is_err());
+    }
+}
