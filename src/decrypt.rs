@@ -264,6 +264,15 @@ fn addressed_to(pkesk: &PKESK, fingerprint: &openpgp::Fingerprint) -> bool {
     }
 }
 
+/// What one card did for a message.
+enum CardTry {
+    /// Not the card `--card` named.
+    NotSelected(String),
+    /// Selected, but it holds no key for the message: how to describe it in the error.
+    NoKey(String),
+    Unwrapped(Option<SymmetricAlgorithm>, SessionKey),
+}
+
 impl engine::SessionKeys for CardKeys<'_> {
     fn unwrap(
         &mut self,
@@ -279,100 +288,19 @@ impl engine::SessionKeys for CardKeys<'_> {
                 Error::PasswordOnly
             });
         }
-        let recipients: Vec<String> = pkesks.iter().map(describe_recipient).collect();
-        self.report.recipients = pkesks
-            .iter()
-            .map(|p| {
-                let id = match p.recipient() {
-                    Some(KeyHandle::KeyID(id)) => id.to_hex(),
-                    Some(KeyHandle::Fingerprint(fp)) => KeyID::from(&fp).to_hex(),
-                    None => KeyID::wildcard().to_hex(),
-                };
-                (id, u8::from(p.pk_algo()))
-            })
-            .collect();
-        let trace = self.options.trace;
-        let cards = card::open_all(self.source, &self.counter, trace)?;
-
+        self.report.recipients = pkesks.iter().map(recipient_id).collect();
+        let cards = card::open_all(self.source, &self.counter, self.options.trace)?;
         let mut seen = Vec::new();
         let mut selected = 0;
-        for mut open in cards {
-            let mut tx = open.card.transaction().map_err(Error::from)?;
-            let info = CardInfo::read(&mut tx)?;
-            if let Some(wanted) = &self.options.card {
-                if !card::ident_matches(&info.ident, wanted) {
-                    seen.push(info.ident);
-                    continue;
+        for open in cards {
+            match self.try_card(open, pkesks, sym_algo, fits)? {
+                CardTry::Unwrapped(algo, key) => return Ok((algo, key)),
+                CardTry::NotSelected(ident) => seen.push(ident),
+                CardTry::NoKey(described) => {
+                    selected += 1;
+                    seen.push(described);
                 }
             }
-            selected += 1;
-            let Some(slot) = &info.decryption else {
-                seen.push(format!("{} (no decryption key)", info.ident));
-                continue;
-            };
-            let fingerprint = openpgp::Fingerprint::from_bytes(4, slot.fingerprint.as_bytes())
-                .map_err(|e| Error::Card(e.to_string()))?;
-            let matching: Vec<&PKESK> = pkesks
-                .iter()
-                .filter(|p| addressed_to(p, &fingerprint))
-                .collect();
-            if matching.is_empty() {
-                seen.push(format!("{} (key {})", info.ident, fingerprint.to_hex()));
-                continue;
-            }
-            if trace {
-                self.ui.note(&format!(
-                    "card {} in \"{}\" holds key {}",
-                    info.ident,
-                    open.reader,
-                    fingerprint.to_hex()
-                ));
-            }
-            self.report.card = info.ident.clone();
-            self.report.reader = open.reader.clone();
-            self.report.card_aid = tx
-                .application_identifier()
-                .map(|aid| {
-                    format!(
-                        "D2760001240{:X}{:04X}{:04X}{:08X}0000",
-                        aid.application(),
-                        aid.version(),
-                        aid.manufacturer(),
-                        aid.serial()
-                    )
-                })
-                .unwrap_or_default();
-            self.report.key_fingerprint = fingerprint.to_hex();
-            let public = pubkey::decryption_key(&mut tx, slot, self.options.key_cache.as_deref())?;
-            self.report.pin_sent = pin::unlock(&mut tx, &info, &self.options.pin, self.ui)?;
-            if info.touch_for_decrypt {
-                self.ui.touch(&info.ident);
-            }
-            let mut decryptor = CardDecryptor::new(&mut tx, public, &slot.algorithm);
-            let explicit = matching
-                .iter()
-                .any(|p| p.recipient().is_some_and(|h| !is_wildcard(&h)));
-            for pkesk in matching {
-                if let Some((algo, session_key)) = pkesk.decrypt(&mut decryptor, sym_algo) {
-                    if fits(algo, &session_key) {
-                        if let Some(algo) = algo {
-                            self.report.sym_algo = Some(u8::from(algo));
-                        }
-                        return Ok((algo, session_key));
-                    }
-                }
-                if let Some(e) = decryptor.failure.take() {
-                    return Err(e);
-                }
-            }
-            if explicit {
-                return Err(Error::BadMessage(format!(
-                    "the session key card {} unwrapped does not fit the encrypted data: the \
-                     message was damaged or altered",
-                    info.ident
-                )));
-            }
-            seen.push(format!("{} (key {})", info.ident, fingerprint.to_hex()));
         }
         match &self.options.card {
             Some(wanted) if selected == 0 => Err(Error::CardNotFound {
@@ -380,11 +308,113 @@ impl engine::SessionKeys for CardKeys<'_> {
                 found: seen,
             }),
             _ => Err(Error::NoMatchingKey {
-                recipients,
+                recipients: pkesks.iter().map(describe_recipient).collect(),
                 cards: seen,
             }),
         }
     }
+}
+
+impl CardKeys<'_> {
+    /// Asks one card for the session key, if it is selected and holds a key for the
+    /// message: the PIN (at most one try, only knowingly), a touch, then PSO:DECIPHER for
+    /// each PKESK addressed to its key until one fits the encrypted data.
+    fn try_card(
+        &mut self,
+        mut open: card::OpenCard,
+        pkesks: &[PKESK],
+        sym_algo: Option<SymmetricAlgorithm>,
+        fits: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
+    ) -> Result<CardTry> {
+        let mut tx = open.card.transaction().map_err(Error::from)?;
+        let info = CardInfo::read(&mut tx)?;
+        if let Some(wanted) = &self.options.card {
+            if !card::ident_matches(&info.ident, wanted) {
+                return Ok(CardTry::NotSelected(info.ident));
+            }
+        }
+        let Some(slot) = &info.decryption else {
+            return Ok(CardTry::NoKey(format!(
+                "{} (no decryption key)",
+                info.ident
+            )));
+        };
+        let fingerprint = openpgp::Fingerprint::from_bytes(4, slot.fingerprint.as_bytes())
+            .map_err(|e| Error::Card(e.to_string()))?;
+        let described = format!("{} (key {})", info.ident, fingerprint.to_hex());
+        let matching: Vec<&PKESK> = pkesks
+            .iter()
+            .filter(|p| addressed_to(p, &fingerprint))
+            .collect();
+        if matching.is_empty() {
+            return Ok(CardTry::NoKey(described));
+        }
+        if self.options.trace {
+            self.ui.note(&format!(
+                "card {} in \"{}\" holds key {}",
+                info.ident,
+                open.reader,
+                fingerprint.to_hex()
+            ));
+        }
+        self.report.card = info.ident.clone();
+        self.report.reader = open.reader.clone();
+        self.report.card_aid = tx
+            .application_identifier()
+            .map(|aid| {
+                format!(
+                    "D2760001240{:X}{:04X}{:04X}{:08X}0000",
+                    aid.application(),
+                    aid.version(),
+                    aid.manufacturer(),
+                    aid.serial()
+                )
+            })
+            .unwrap_or_default();
+        self.report.key_fingerprint = fingerprint.to_hex();
+        let public = pubkey::decryption_key(&mut tx, slot, self.options.key_cache.as_deref())?;
+        self.report.pin_sent = pin::unlock(&mut tx, &info, &self.options.pin, self.ui)?;
+        if info.touch_for_decrypt {
+            self.ui.touch(&info.ident);
+        }
+        let mut decryptor = CardDecryptor::new(&mut tx, public, &slot.algorithm);
+        for pkesk in &matching {
+            if let Some((algo, session_key)) = pkesk.decrypt(&mut decryptor, sym_algo) {
+                if fits(algo, &session_key) {
+                    if let Some(algo) = algo {
+                        self.report.sym_algo = Some(u8::from(algo));
+                    }
+                    return Ok(CardTry::Unwrapped(algo, session_key));
+                }
+            }
+            if let Some(e) = decryptor.failure.take() {
+                return Err(e);
+            }
+        }
+        // A PKESK that names this card's key and unwraps to a key that does not fit is
+        // damage, not a wrong card; a hidden recipient may just be someone else.
+        if matching
+            .iter()
+            .any(|p| p.recipient().is_some_and(|h| !is_wildcard(&h)))
+        {
+            return Err(Error::BadMessage(format!(
+                "the session key card {} unwrapped does not fit the encrypted data: the \
+                 message was damaged or altered",
+                info.ident
+            )));
+        }
+        Ok(CardTry::NoKey(described))
+    }
+}
+
+/// A PKESK's recipient as gpg's ENC_TO shows it: key id (zeros when hidden) and algorithm.
+fn recipient_id(p: &PKESK) -> (String, u8) {
+    let id = match p.recipient() {
+        Some(KeyHandle::KeyID(id)) => id.to_hex(),
+        Some(KeyHandle::Fingerprint(fp)) => KeyID::from(&fp).to_hex(),
+        None => KeyID::wildcard().to_hex(),
+    };
+    (id, u8::from(p.pk_algo()))
 }
 
 /// Sequoia's view of the card's decryption key: PSO:DECIPHER behind `crypto::Decryptor`.

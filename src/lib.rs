@@ -70,6 +70,10 @@ pub fn run(cli: cli::Cli) -> Result<Done> {
         Some(cli::Command::Lock(card)) => success(cmd::card::lock(card.card.as_deref())),
         Some(cli::Command::Mail(args)) => cmd::mail::run(&args, cli.verbose),
         Some(cli::Command::Doctor) => success(cmd::doctor::run()),
+        Some(cli::Command::Completions { shell }) => {
+            success(cmd::docs::completions(shell, &mut std::io::stdout()))
+        }
+        Some(cli::Command::Man { dir }) => success(cmd::docs::man_pages(&dir).map(|_| ())),
         Some(cli::Command::Hold(h)) => success(card::holder::hold(&h.reader, &h.ident, h.seconds)),
     }
 }

@@ -1,6 +1,6 @@
 //! Interaction with the person at the keyboard, kept behind one trait so the core never
 //! touches a terminal. The CLI's implementation (pinentry, the terminal, gpg's loopback
-//! protocol) is in [`crate::prompt`]; tests answer from data.
+//! protocol) is the `prompt` module; tests answer from data.
 
 use secrecy::SecretString;
 

@@ -4,6 +4,7 @@
 
 mod common;
 
+use cardecrypt::error::exit;
 use cardecrypt::{
     card::pin::PinSource,
     verify::{SignatureCheck, Verdict},
@@ -220,7 +221,7 @@ fn tampered_ciphertext_yields_no_plaintext() {
         message[last] ^= 0x01;
         let err = decrypt_prompting(&mut cards, &message).expect_err("tampered");
         assert!(matches!(err, Error::BadMessage(_)), "{err:?}");
-        assert_eq!(err.exit_code(), 6);
+        assert_eq!(err.exit_code(), exit::BAD_MESSAGE);
     }
 }
 
@@ -243,7 +244,7 @@ fn message_for_another_key_names_the_recipients_and_the_card() {
         ui.asked.is_empty(),
         "no PIN may be asked for a card that cannot decrypt"
     );
-    assert_eq!(err.exit_code(), 4);
+    assert_eq!(err.exit_code(), exit::NO_KEY);
 }
 
 #[test]
@@ -315,7 +316,7 @@ fn batch_without_pin_fails_before_spending_a_try() {
     )
     .expect_err("batch");
     assert!(matches!(err, Error::PinUnavailable(_)), "{err:?}");
-    assert_eq!(err.exit_code(), 5);
+    assert_eq!(err.exit_code(), exit::PIN);
     assert_eq!(cards.pw1_tries(0), 3);
 }
 
@@ -388,11 +389,11 @@ fn the_card_with_the_matching_key_is_chosen_among_several() {
         matches!(err, Error::CardNotFound { ref found, .. } if found.len() == 2),
         "{err:?}"
     );
-    assert_eq!(err.exit_code(), 3);
+    assert_eq!(err.exit_code(), exit::NO_CARD);
 }
 
 #[test]
-fn fresh_decrypt_costs_at_most_five_apdus_with_a_known_key() {
+fn fresh_decrypt_costs_five_apdus_with_a_cached_key_and_six_without() {
     let mut cards = Cards::with_key("cv25519");
     let message = encrypt(&[&cert("cv25519")], TEXT, Form::default());
     let cache = tempfile::tempdir().expect("tempdir");

@@ -2,9 +2,10 @@
 //! the `cardecrypt-vcard` binary as the card, the `cardecrypt` binary as users run it, and
 //! the real gpg for interop.
 //!
-//! A custom harness (harness = false): pcscd and the card are set up once, cases run one
-//! after another (one card reader, one card), and what was started is stopped by PID.
-//! If a pcscd is already running with the vpcd reader it is reused and left running.
+//! On libtest-mimic (harness = false): pcscd and the card are set up once, cases run one
+//! after another (one card reader, one card), and what was started is stopped through its
+//! child handle. If a pcscd is already running with the vpcd reader it is reused and left
+//! running. `cargo test --test pcsc -- NAME` filters, `--list` lists.
 
 mod common;
 
@@ -17,6 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use cardecrypt::error::exit;
 use common::*;
 
 const VPCD_PORT: u16 = 35963;
@@ -328,15 +330,69 @@ fn run(cmd: &mut Command, stdin: &[u8]) -> Output {
     let writer = std::thread::spawn(move || {
         let _ = input.write_all(&data);
     });
-    let pid = child.id();
-    let watchdog = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(60));
-        let _ = Command::new("kill").arg(pid.to_string()).status();
+    let streams: [Option<Box<dyn std::io::Read + Send>>; 2] = [
+        child.stdout.take().map(|s| Box::new(s) as _),
+        child.stderr.take().map(|s| Box::new(s) as _),
+    ];
+    let readers = streams.map(|stream| {
+        std::thread::spawn(move || {
+            let mut data = Vec::new();
+            if let Some(mut stream) = stream {
+                let _ = stream.read_to_end(&mut data);
+            }
+            data
+        })
     });
-    let out = child.wait_with_output().expect("wait");
+    let status = Watchdog::start(child, CASE_DEADLINE).wait();
     let _ = writer.join();
-    drop(watchdog);
-    out
+    let [stdout, stderr] = readers.map(|r| r.join().expect("reader"));
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// How long one command of a case may run before it is killed.
+const CASE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Kills a child that runs past its deadline, through its `Child` handle: until the handle
+/// reaps it, its PID cannot be reused, so no other process can be hit.
+struct Watchdog {
+    child: std::sync::Arc<std::sync::Mutex<Child>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Watchdog {
+    fn start(child: Child, limit: Duration) -> Watchdog {
+        let child = std::sync::Arc::new(std::sync::Mutex::new(child));
+        let watched = child.clone();
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + limit;
+            loop {
+                {
+                    let mut c = watched.lock().unwrap_or_else(|e| e.into_inner());
+                    if !matches!(c.try_wait(), Ok(None)) {
+                        return;
+                    }
+                    if Instant::now() >= deadline {
+                        eprintln!("pcsc tests: killing a command that ran over {limit:?}");
+                        let _ = c.kill();
+                        return;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Watchdog { child, thread }
+    }
+
+    /// Waits for the child (the status is kept by the handle once reaped).
+    fn wait(self) -> std::process::ExitStatus {
+        let _ = self.thread.join();
+        let mut c = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        c.wait().expect("wait")
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -353,10 +409,10 @@ fn assert_ok(out: &Output, what: &str) {
     );
 }
 
-fn assert_fails(out: &Output, code: i32, needle: &str) {
+fn assert_fails(out: &Output, code: u8, needle: &str) {
     assert_eq!(
         out.status.code(),
-        Some(code),
+        Some(i32::from(code)),
         "stdout: {}\nstderr: {}",
         text(&out.stdout),
         text(&out.stderr)
@@ -538,7 +594,7 @@ fn large_messages_decrypt_in_bounded_memory(env: &Env) {
     );
     assert_eq!(
         status.code(),
-        Some(i32::from(cardecrypt::error::exit::BAD_MESSAGE)),
+        Some(i32::from(exit::BAD_MESSAGE)),
         "tampered -o"
     );
     assert!(!out.exists(), "tampered -o left a file");
@@ -546,7 +602,7 @@ fn large_messages_decrypt_in_bounded_memory(env: &Env) {
     let (status, _) = peak_rss(&base(&[message.to_str().expect("utf8")]), Stdio::from(sink));
     assert_eq!(
         status.code(),
-        Some(i32::from(cardecrypt::error::exit::BAD_MESSAGE)),
+        Some(i32::from(exit::BAD_MESSAGE)),
         "tampered stdout"
     );
     assert_eq!(
@@ -571,6 +627,7 @@ fn large_messages_decrypt_in_bounded_memory(env: &Env) {
     .spawn()
     .expect("spawn");
     std::thread::sleep(Duration::from_millis(300));
+    // Not yet reaped, so the PID is still this child's.
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -749,7 +806,7 @@ fn output_file_is_new_private_and_not_overwritten(env: &Env) {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     let again = env.cardecrypt(&args, &message);
-    assert_fails(&again, 2, "--overwrite");
+    assert_fails(&again, exit::USAGE, "--overwrite");
     let mut with_overwrite = args.to_vec();
     with_overwrite.push("--overwrite");
     assert_ok(&env.cardecrypt(&with_overwrite, &message), "overwrite");
@@ -758,7 +815,7 @@ fn output_file_is_new_private_and_not_overwritten(env: &Env) {
     let bad_file = env.path("bad.txt");
     let bad = std::fs::read(data_dir().join("fail_mdc.gpg")).expect("fail_mdc");
     let out = env.cardecrypt_with_pin(&["-o", bad_file.to_str().expect("utf8")], &bad);
-    assert_fails(&out, 6, "manipulated");
+    assert_fails(&out, exit::BAD_MESSAGE, "manipulated");
     assert!(!bad_file.exists());
 
     // An existing device or FIFO is written into (after authentication), never replaced.
@@ -826,7 +883,7 @@ fn wrong_pin_costs_one_try_and_says_how_many_are_left(env: &Env) {
         &["--batch", "--pin-file", wrong.to_str().expect("utf8")],
         &message,
     );
-    assert_fails(&out, 5, "wrong PIN");
+    assert_fails(&out, exit::PIN, "wrong PIN");
     assert!(
         text(&out.stderr).contains("2 tries left"),
         "{}",
@@ -983,7 +1040,7 @@ fn card_held_exclusively_is_explained(env: &Env) {
     let message = std::fs::read(data_dir().join("base_seipd1.gpg")).expect("base");
     let out = env.cardecrypt(&["--batch"], &message);
     let _ = held.disconnect(pcsc::Disposition::LeaveCard);
-    assert_fails(&out, 3, "is in use");
+    assert_fails(&out, exit::NO_CARD, "is in use");
     assert!(
         text(&out.stderr).contains("gpgconf --kill scdaemon"),
         "{}",
@@ -1092,7 +1149,7 @@ fn status_pins_and_settings_through_the_cli(env: &Env) {
     assert_ok(&message, "gpg import");
     let enc = env.gpg(&["-e", "-r", "rsa2048@cardecrypt.test"], b"new pin\n");
     let old = env.cardecrypt(&["--batch", "--pin-file", &p(&pin)], &enc.stdout);
-    assert_fails(&old, 5, "wrong PIN");
+    assert_fails(&old, exit::PIN, "wrong PIN");
     let ok = env.cardecrypt(&["--batch", "--pin-file", &p(&newpin)], &enc.stdout);
     assert_ok(&ok, "decrypt with the new PIN");
     let back = env.cardecrypt(
@@ -1157,7 +1214,12 @@ fn state_survives_a_restart_of_the_virtual_card(env: &Env, vcard: &mut Option<Vc
 fn factory_reset_needs_the_card_named(env: &Env) {
     env.import_to_card("cv25519");
     let out = env.cardecrypt(&["card", "factory-reset", "--batch"], b"");
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(exit::USAGE.into()),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(text(&out.stderr).contains(IDENT));
     let out = env.cardecrypt(
         &[
@@ -1168,7 +1230,7 @@ fn factory_reset_needs_the_card_named(env: &Env) {
         ],
         b"",
     );
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(exit::USAGE.into()));
     let list = env.cardecrypt(&["card", "list"], b"");
     assert!(
         !text(&list.stdout).contains("no decryption key"),
@@ -1464,7 +1526,12 @@ fn cardecrypt_mail_decrypts_whole_messages(env: &Env) {
 
     let plain = b"Subject: hi\n\nnot secret\n";
     let out = env.cardecrypt(&["mail", "--batch"], plain);
-    assert_eq!(out.status.code(), Some(9), "{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(exit::NOT_ENCRYPTED.into()),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(out.stdout, plain);
     assert!(text(&out.stderr).contains("not encrypted"));
 
@@ -1472,7 +1539,7 @@ fn cardecrypt_mail_decrypts_whole_messages(env: &Env) {
     let at = message.find("-----BEGIN PGP MESSAGE-----").expect("armor") + 120;
     tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
     let out = env.cardecrypt_with_pin(&["mail"], &tampered);
-    assert_fails(&out, 6, "cannot be decrypted safely");
+    assert_fails(&out, exit::BAD_MESSAGE, "cannot be decrypted safely");
 }
 
 /// gpg front ends that answer `GET_HIDDEN passphrase.enter` with the PIN on their command
@@ -1539,11 +1606,6 @@ fn answer_get_hidden(env: &Env, cmd: &mut Command, status_on_stdout: bool) -> (S
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let pid = child.id();
-    let watchdog = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(60));
-        let _ = Command::new("kill").arg(pid.to_string()).status();
-    });
     let mut stdin = child.stdin.take().expect("stdin");
     let (status_stream, mut other): (Box<dyn Read + Send>, Box<dyn Read + Send>) =
         if status_on_stdout {
@@ -1557,6 +1619,7 @@ fn answer_get_hidden(env: &Env, cmd: &mut Command, status_on_stdout: bool) -> (S
                 Box::new(child.stdout.take().expect("stdout")),
             )
         };
+    let watchdog = Watchdog::start(child, CASE_DEADLINE);
     let other = std::thread::spawn(move || {
         let mut data = Vec::new();
         let _ = other.read_to_end(&mut data);
@@ -1582,8 +1645,7 @@ fn answer_get_hidden(env: &Env, cmd: &mut Command, status_on_stdout: bool) -> (S
         }
     }
     let other = other.join().expect("reader");
-    let done = child.wait().expect("wait");
-    drop(watchdog);
+    let done = watchdog.wait();
     let status = status.join("\n");
     assert!(
         done.success(),
@@ -1660,11 +1722,11 @@ fn config_file_sets_signer_certs_keep_unlocked_and_pinentry(env: &Env) {
     assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
     std::thread::sleep(Duration::from_millis(1500)); // pcscd powers the card off
     let out = with_config(&[], &signed);
-    assert_fails(&out, 5, "/nonexistent/pinentry");
+    assert_fails(&out, exit::PIN, "/nonexistent/pinentry");
 
     std::fs::write(&config, "colour = red\n").expect("config");
     let out = with_config(&["--batch"], &signed);
-    assert_fails(&out, 2, "unknown setting `colour`");
+    assert_fails(&out, exit::USAGE, "unknown setting `colour`");
 }
 
 /// With stdin taken (as a mail client does), the PIN is asked through the real
@@ -1771,7 +1833,40 @@ fn keep_unlocked_spares_the_pin_until_lock(env: &Env) {
     assert_ok(&out, "lock");
     pause();
     let out = env.cardecrypt(&["--batch"], &message);
-    assert_fails(&out, 5, "needs its PIN");
+    assert_fails(&out, exit::PIN, "needs its PIN");
+}
+
+/// The `--help` examples that need no secret and no file of the user's run as written (the
+/// example card ident replaced by the virtual card's) and succeed; every other example is
+/// parsed by the unit tests.
+fn help_examples_without_secrets_run(env: &Env) {
+    env.import_to_card("cv25519");
+    let runnable = |argv: &[String]| {
+        matches!(
+            argv.get(1..3),
+            Some([a, b]) if a == "card" && (b == "list" || b == "status")
+        ) || matches!(argv.get(1).map(String::as_str), Some("lock"))
+    };
+    let mut ran = Vec::new();
+    for example in cardecrypt::cli::help_examples() {
+        let argv: Vec<String> = cardecrypt::cli::example_argv(&example)
+            .into_iter()
+            .map(|w| w.replace("FFFE:00000001", IDENT))
+            .collect();
+        if !runnable(&argv) {
+            continue;
+        }
+        let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+        let out = env.cardecrypt(&args, b"");
+        assert!(
+            out.status.success(),
+            "`{example}`: {}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        ran.push(example);
+    }
+    assert!(ran.len() >= 4, "too few examples ran: {ran:?}");
 }
 
 fn doctor_explains_the_setup(env: &Env) {
@@ -1793,7 +1888,7 @@ fn doctor_explains_the_setup(env: &Env) {
     };
     let out = doctor();
     let report = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert_eq!(out.status.code(), Some(exit::OTHER.into()), "{report}");
     assert!(report.contains("ok    pcscd is running"), "{report}");
     assert!(
         report.contains(&format!(
@@ -1838,7 +1933,7 @@ fn no_card_and_no_pcscd_are_explained(env: &Env, vcard: &mut Option<VcardProcess
     }
     let message = std::fs::read(data_dir().join("base_seipd1.gpg")).expect("base");
     let out = env.cardecrypt(&["--batch"], &message);
-    assert_fails(&out, 3, "no OpenPGP card found");
+    assert_fails(&out, exit::NO_CARD, "no OpenPGP card found");
     *vcard = Some(VcardProcess::start(&env.state));
 
     let out = run(
@@ -1847,154 +1942,122 @@ fn no_card_and_no_pcscd_are_explained(env: &Env, vcard: &mut Option<VcardProcess
             .env("PCSCLITE_CSOCK_NAME", env.path("no-such-socket")),
         &message,
     );
-    assert_fails(&out, 3, "pcscd");
+    assert_fails(&out, exit::NO_CARD, "pcscd");
+}
+
+/// What every case shares: the gpg home and state directory, and the virtual card process
+/// (a case may restart or stop it).
+struct Shared {
+    env: Env,
+    vcard: Option<VcardProcess>,
+}
+
+type CaseFn = fn(&Env, &mut Option<VcardProcess>);
+
+/// Each case once, in order, named by its function: `env(f)` takes the environment,
+/// `card(f)` also the virtual card process.
+macro_rules! cases {
+    ($($kind:ident($case:ident)),* $(,)?) => {{
+        let cases: Vec<(&'static str, CaseFn)> = vec![$(cases!(@one $kind $case)),*];
+        cases
+    }};
+    (@one env $case:ident) => { (stringify!($case), |env, _| $case(env)) };
+    (@one card $case:ident) => { (stringify!($case), $case) };
+}
+
+/// Whether this machine can run the tier: pcscd and vpcd installed, or a pcscd with the vpcd
+/// reader already running. `scripts/test.sh` and CI set CARDECRYPT_PCSC_TESTS=require, so
+/// there a missing part fails instead of skipping.
+fn pcsc_tier_possible() -> Result<(), String> {
+    if readers().is_some_and(|r| r.iter().any(|r| r == READER)) {
+        return Ok(());
+    }
+    let on_path = |name: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+            || Path::new("/usr/sbin").join(name).is_file()
+    };
+    if !on_path("pcscd") {
+        return Err("pcscd is not installed".into());
+    }
+    if !Path::new("/usr/lib/pcsc/drivers/serial/libifdvpcd.so").exists() {
+        return Err("vsmartcard-vpcd is not installed".into());
+    }
+    Ok(())
 }
 
 fn main() {
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let _pcscd = Pcscd::ensure();
-    let env = Env::new();
-    let mut vcard = Some(VcardProcess::start(&env.state));
-
-    type Case<'a> = (&'a str, Box<dyn Fn(&Env, &mut Option<VcardProcess>) + 'a>);
-    type Simple<'a> = (&'a str, fn(&Env));
-    let simple: [Simple; 23] = [
-        (
-            "peer_vectors_decrypt_through_the_binaries",
-            peer_vectors_decrypt_through_the_binaries,
-        ),
-        (
-            "large_messages_decrypt_in_bounded_memory",
-            large_messages_decrypt_in_bounded_memory,
-        ),
-        (
-            "cardecrypt_mail_decrypts_whole_messages",
-            cardecrypt_mail_decrypts_whole_messages,
-        ),
-        (
-            "pinentry_asks_when_stdin_is_taken",
-            pinentry_asks_when_stdin_is_taken,
-        ),
-        ("doctor_explains_the_setup", doctor_explains_the_setup),
-        (
-            "keep_unlocked_spares_the_pin_until_lock",
-            keep_unlocked_spares_the_pin_until_lock,
-        ),
-        (
-            "mail_clients_show_messages_decrypted",
-            mail_clients_show_messages_decrypted,
-        ),
-        ("mutts_gpg_command_line_works", mutts_gpg_command_line_works),
-        (
-            "card_generate_makes_a_certificate_gpg_uses",
-            card_generate_makes_a_certificate_gpg_uses,
-        ),
-        (
-            "status_pins_and_settings_through_the_cli",
-            status_pins_and_settings_through_the_cli,
-        ),
-        (
-            "card_held_exclusively_is_explained",
-            card_held_exclusively_is_explained,
-        ),
-        (
-            "card_list_shows_ident_reader_and_key",
-            card_list_shows_ident_reader_and_key,
-        ),
-        (
-            "decrypts_gpg_messages_for_every_card_algorithm",
-            decrypts_gpg_messages_for_every_card_algorithm,
-        ),
-        (
-            "decrypts_every_gpg_message_form",
-            decrypts_every_gpg_message_form,
-        ),
-        (
-            "decrypts_sequoia_messages_for_every_card_algorithm",
-            decrypts_sequoia_messages_for_every_card_algorithm,
-        ),
-        (
-            "gpg_keytocard_keys_decrypt_with_cardecrypt",
-            gpg_keytocard_keys_decrypt_with_cardecrypt,
-        ),
-        (
-            "gpg_decrypts_through_a_key_cardecrypt_imported",
-            gpg_decrypts_through_a_key_cardecrypt_imported,
-        ),
-        (
-            "output_file_is_new_private_and_not_overwritten",
-            output_file_is_new_private_and_not_overwritten,
-        ),
-        (
-            "bad_input_corpus_gives_errors_and_no_plaintext",
-            bad_input_corpus_gives_errors_and_no_plaintext,
-        ),
-        (
-            "wrong_pin_costs_one_try_and_says_how_many_are_left",
-            wrong_pin_costs_one_try_and_says_how_many_are_left,
-        ),
-        (
-            "touch_policy_makes_cardecrypt_ask_for_a_touch",
-            touch_policy_makes_cardecrypt_ask_for_a_touch,
-        ),
-        (
-            "gpg_front_ends_send_the_pin_on_the_command_fd",
-            gpg_front_ends_send_the_pin_on_the_command_fd,
-        ),
-        (
-            "config_file_sets_signer_certs_keep_unlocked_and_pinentry",
-            config_file_sets_signer_certs_keep_unlocked_and_pinentry,
-        ),
+    let args = libtest_mimic::Arguments::from_args();
+    if let Err(why) = pcsc_tier_possible() {
+        if std::env::var("CARDECRYPT_PCSC_TESTS").as_deref() == Ok("require") {
+            panic!("the pcsc tier is required here, but {why}: run scripts/test.sh");
+        }
+        println!("pcsc tier skipped: {why} (scripts/test.sh installs it and runs the tier)");
+        return;
+    }
+    let cases = cases![
+        env(peer_vectors_decrypt_through_the_binaries),
+        env(large_messages_decrypt_in_bounded_memory),
+        env(cardecrypt_mail_decrypts_whole_messages),
+        env(pinentry_asks_when_stdin_is_taken),
+        env(doctor_explains_the_setup),
+        env(help_examples_without_secrets_run),
+        env(keep_unlocked_spares_the_pin_until_lock),
+        env(mail_clients_show_messages_decrypted),
+        env(mutts_gpg_command_line_works),
+        env(card_generate_makes_a_certificate_gpg_uses),
+        env(status_pins_and_settings_through_the_cli),
+        env(card_held_exclusively_is_explained),
+        env(card_list_shows_ident_reader_and_key),
+        env(decrypts_gpg_messages_for_every_card_algorithm),
+        env(decrypts_every_gpg_message_form),
+        env(decrypts_sequoia_messages_for_every_card_algorithm),
+        env(gpg_keytocard_keys_decrypt_with_cardecrypt),
+        env(gpg_decrypts_through_a_key_cardecrypt_imported),
+        env(output_file_is_new_private_and_not_overwritten),
+        env(bad_input_corpus_gives_errors_and_no_plaintext),
+        env(wrong_pin_costs_one_try_and_says_how_many_are_left),
+        env(touch_policy_makes_cardecrypt_ask_for_a_touch),
+        env(gpg_front_ends_send_the_pin_on_the_command_fd),
+        env(config_file_sets_signer_certs_keep_unlocked_and_pinentry),
+        card(state_survives_a_restart_of_the_virtual_card),
+        env(factory_reset_needs_the_card_named),
+        // Last: it stops the virtual card.
+        card(no_card_and_no_pcscd_are_explained),
     ];
-    let mut cases: Vec<Case> = simple
+    let listing = args.list;
+    let pcscd = (!listing).then(Pcscd::ensure);
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(None::<Shared>));
+    let trials = cases
         .into_iter()
-        .map(|(name, f)| {
-            (
-                name,
-                Box::new(move |e: &Env, _: &mut Option<VcardProcess>| f(e))
-                    as Box<dyn Fn(&Env, &mut Option<VcardProcess>)>,
-            )
+        .map(|(name, case)| {
+            let shared = shared.clone();
+            libtest_mimic::Trial::test(name, move || {
+                let mut guard = shared.lock().unwrap_or_else(|e| e.into_inner());
+                let state = guard.get_or_insert_with(|| {
+                    let env = Env::new();
+                    let vcard = Some(VcardProcess::start(&env.state));
+                    Shared { env, vcard }
+                });
+                catch_unwind(AssertUnwindSafe(|| case(&state.env, &mut state.vcard))).map_err(
+                    |panic| {
+                        let text = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "panicked".into());
+                        libtest_mimic::Failed::from(text)
+                    },
+                )
+            })
         })
         .collect();
-    cases.push((
-        "state_survives_a_restart_of_the_virtual_card",
-        Box::new(state_survives_a_restart_of_the_virtual_card),
-    ));
-    cases.push((
-        "factory_reset_needs_the_card_named",
-        Box::new(|e: &Env, _: &mut Option<VcardProcess>| factory_reset_needs_the_card_named(e)),
-    ));
-    cases.push((
-        "no_card_and_no_pcscd_are_explained",
-        Box::new(no_card_and_no_pcscd_are_explained),
-    ));
-    let (mut passed, mut failed) = (0, 0);
-    for (name, case) in &cases {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        let started = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| case(&env, &mut vcard)));
-        let secs = started.elapsed().as_secs_f64();
-        match result {
-            Ok(()) => {
-                passed += 1;
-                println!("test {name} ... ok ({secs:.1}s)");
-            }
-            Err(_) => {
-                failed += 1;
-                println!("test {name} ... FAILED ({secs:.1}s)");
-            }
-        }
-    }
-    drop(vcard);
-    drop(env);
-    drop(_pcscd);
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    // One card, one reader: the cases run one after another.
+    let mut args = args;
+    args.test_threads = Some(1);
+    let conclusion = libtest_mimic::run(&args, trials);
+    // Stop what was started, in order: the card, the gpg agents, then pcscd.
+    drop(shared.lock().unwrap_or_else(|e| e.into_inner()).take());
+    drop(pcscd);
+    conclusion.exit();
 }

@@ -72,6 +72,23 @@ pub enum Command {
     #[command(after_help = "Example:\n  cardecrypt lock")]
     Lock(CardArgs),
 
+    /// Print a shell completion script: bash, zsh or fish
+    #[command(after_help = "Examples:
+  cardecrypt completions bash > ~/.local/share/bash-completion/completions/cardecrypt
+  cardecrypt completions zsh > ~/.zfunc/_cardecrypt
+  cardecrypt completions fish > ~/.config/fish/completions/cardecrypt.fish")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Write the man pages (cardecrypt.1, cardecrypt-card.1, ...) into DIR
+    #[command(after_help = "Example:\n  cardecrypt man ~/.local/share/man/man1")]
+    Man {
+        /// The directory to write into (created if missing)
+        dir: std::path::PathBuf,
+    },
+
     /// (internal) the process that keeps a card unlocked
     #[command(name = "__hold", hide = true)]
     Hold(HoldArgs),
@@ -88,6 +105,93 @@ pub struct HoldArgs {
     pub seconds: u64,
 }
 
+/// Every example command line in the `--help` texts (after "Example:" / "Examples:"), with
+/// continuation lines joined and the explanation after two spaces dropped: the tests parse
+/// each one, and the pcscd tier runs those that need no secrets.
+pub fn help_examples() -> Vec<String> {
+    fn walk(cmd: &clap::Command, out: &mut Vec<String>) {
+        if let Some(help) = cmd.get_after_help() {
+            let help = help.to_string();
+            let mut lines = help.lines().peekable();
+            while let Some(line) = lines.next() {
+                let Some(example) = line.trim_start().strip_prefix("cardecrypt") else {
+                    continue;
+                };
+                let mut example = format!("cardecrypt{example}");
+                while example.ends_with('\\') {
+                    example.pop();
+                    example.push_str(lines.next().unwrap_or_default().trim());
+                }
+                // "cardecrypt < message.asc     decrypt to stdout": the explanation follows
+                // a run of spaces; "(asks ...)" in parentheses likewise.
+                let command = example
+                    .split("   ")
+                    .next()
+                    .unwrap_or_default()
+                    .split("  (")
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end();
+                out.push(command.to_string());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&<Cli as clap::CommandFactory>::command(), &mut out);
+    out
+}
+
+/// An example line as argv: words split by the shell's quoting rules, redirections dropped.
+pub fn example_argv(example: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    for ch in example.chars() {
+        match (quote, ch) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(ch);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    let mut argv = Vec::new();
+    let mut skip_next = false;
+    for w in words {
+        if skip_next {
+            skip_next = false;
+            continue;
+        }
+        let redirect = w.trim_start_matches(|c: char| c.is_ascii_digit());
+        if redirect == "<" || redirect == ">" {
+            skip_next = true;
+        } else if redirect.starts_with('<') || redirect.starts_with('>') {
+            // `3<pin.txt`, `>out`
+        } else {
+            argv.push(w);
+        }
+    }
+    argv
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +204,26 @@ mod tests {
     }
 
     /// Every command a person runs shows an example in its --help.
+    #[test]
+    fn every_help_example_parses() {
+        let examples = help_examples();
+        assert!(examples.len() >= 20, "{examples:?}");
+        assert_eq!(
+            example_argv("cardecrypt --batch --pin-fd 3 msg.asc 3<pin.txt"),
+            ["cardecrypt", "--batch", "--pin-fd", "3", "msg.asc"]
+        );
+        assert_eq!(
+            example_argv("cardecrypt card set name \"Alice Liddell\" < x > y"),
+            ["cardecrypt", "card", "set", "name", "Alice Liddell"]
+        );
+        for example in &examples {
+            let argv = example_argv(example);
+            if let Err(e) = Cli::try_parse_from(&argv) {
+                panic!("the --help example `{example}` does not parse ({argv:?}): {e}");
+            }
+        }
+    }
+
     #[test]
     fn every_command_has_an_example() {
         fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {

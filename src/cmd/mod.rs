@@ -2,6 +2,7 @@
 
 pub mod card;
 pub mod decrypt;
+pub mod docs;
 pub mod doctor;
 pub mod mail;
 
