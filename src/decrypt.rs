@@ -423,7 +423,9 @@ struct CardDecryptor<'t, 'a> {
     public: PublicKey,
     /// RSA ciphertexts are left-padded to the modulus length.
     modulus_bytes: usize,
-    /// Card errors, kept because sequoia's PKESK::decrypt reduces them to "no key".
+    /// Card errors, kept here: sequoia's `PKESK::decrypt` returns an `Option` and drops
+    /// the error it got from us, so it cannot travel inside sequoia's error as the
+    /// signer's does.
     failure: Option<Error>,
 }
 

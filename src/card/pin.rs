@@ -37,9 +37,8 @@ pub fn read_pin(source: &PinSource) -> Result<Option<SecretString>> {
             p.clone(),
             format!("cannot read the PIN file {}", p.display()),
         ),
-        // /dev/fd/N opens the inherited descriptor without unsafe code.
         PinSource::Fd(n) => (
-            PathBuf::from(format!("/dev/fd/{n}")),
+            crate::paths::fd_path(*n),
             format!("cannot read the PIN from file descriptor {n}"),
         ),
     };
