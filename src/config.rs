@@ -6,6 +6,7 @@
 //! keep-unlocked = 10m
 //! signer-certs = ~/.config/cardecrypt/contacts.pgp
 //! pinentry = /usr/bin/pinentry-gnome3
+//! real-gpg = /usr/bin/gpg          # for cardecrypt-gpg: the gpg everything else goes to
 //! ```
 
 use std::{path::PathBuf, time::Duration};
@@ -20,6 +21,8 @@ pub struct Config {
     pub signer_certs: Vec<PathBuf>,
     /// The pinentry program to ask for PINs with (`PINENTRY_PROGRAM` wins).
     pub pinentry: Option<PathBuf>,
+    /// The real gpg, for the gpg front end (`CARDECRYPT_REAL_GPG` wins).
+    pub real_gpg: Option<PathBuf>,
 }
 
 impl Config {
@@ -65,9 +68,10 @@ impl Config {
                 }
                 "signer-certs" => config.signer_certs.push(crate::paths::expand_home(value)),
                 "pinentry" => config.pinentry = Some(crate::paths::expand_home(value)),
+                "real-gpg" => config.real_gpg = Some(crate::paths::expand_home(value)),
                 other => {
                     return Err(format!(
-                        "line {}: unknown setting `{other}` (known: keep-unlocked, signer-certs, pinentry)",
+                        "line {}: unknown setting `{other}` (known: keep-unlocked, signer-certs, pinentry, real-gpg)",
                         n + 1
                     ))
                 }

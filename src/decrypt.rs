@@ -47,6 +47,8 @@ pub struct DecryptOptions {
     pub signer_certs: Vec<Cert>,
     /// Where a piped message is spooled (ciphertext) for two passes; `$TMPDIR` if `None`.
     pub spool_dir: Option<PathBuf>,
+    /// Output the decrypted packet stream instead of the literal data (gpg's `--unwrap`).
+    pub unwrap: bool,
 }
 
 /// What happened, filled in as decryption proceeds (so a failure still tells how far it
@@ -210,6 +212,7 @@ pub fn decrypt_to(
     let settings = engine::Settings {
         spool_dir: options.spool_dir.clone(),
         signer_certs: options.signer_certs.clone(),
+        unwrap: options.unwrap,
     };
     let mut keys = CardKeys {
         source,

@@ -80,6 +80,9 @@ pub enum Error {
     /// The message uses a format or algorithm cardecrypt does not decrypt (not damage).
     #[error("cannot decrypt this message: {0} is not supported")]
     Unsupported(String),
+    /// OpenPGP data that is not encrypted (signed, or a plain literal packet).
+    #[error("message cannot be decrypted: it is not encrypted (signed or plain OpenPGP data)")]
+    Unencrypted,
     /// Encrypted without integrity protection (SED, tag 9): refused, it could have been
     /// altered undetectably.
     #[error(
@@ -138,7 +141,9 @@ impl Error {
             | CardRemoved => exit::NO_CARD,
             NoMatchingKey { .. } | PasswordOnly | KeyMismatch(_) => exit::NO_KEY,
             PinUnavailable(_) | WrongPin { .. } | PinBlocked | LastPinTry => exit::PIN,
-            NotOpenPgp(_) | BadMessage(_) | Unsupported(_) | NoIntegrity => exit::BAD_MESSAGE,
+            NotOpenPgp(_) | BadMessage(_) | Unsupported(_) | NoIntegrity | Unencrypted => {
+                exit::BAD_MESSAGE
+            }
             InputChanged => exit::IO,
             Io { .. } => exit::IO,
             Card(_) => exit::CARD,
@@ -195,6 +200,7 @@ impl Error {
                                `gpg --card-status`"
                 .into(),
             NotOpenPgp(_) => "the input must be an OpenPGP message (armored or binary)".into(),
+            Unencrypted => "nothing to decrypt: check a signature with `gpg --verify`".into(),
             BadMessage(_) => {
                 "the message was damaged or altered; ask the sender to send it again".into()
             }

@@ -204,6 +204,16 @@ impl StatusWriter {
         }
     }
 
+    /// Lines another gpg wrote (without their prefix), passed on as they are.
+    pub fn write_raw(&mut self, lines: &[String]) {
+        if let Some(sink) = &mut self.sink {
+            for line in lines {
+                let _ = writeln!(sink, "[GNUPG:] {line}");
+            }
+            let _ = sink.flush();
+        }
+    }
+
     pub fn write_all(&mut self, lines: &[Status]) {
         for line in lines {
             self.write(line);

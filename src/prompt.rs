@@ -23,6 +23,10 @@ pub struct Prompter {
     pub pinentry: Option<PathBuf>,
     /// gpg's loopback protocol, when the caller asked for it; it then answers for the user.
     pub loopback: Option<Loopback>,
+    /// Never the terminal, only a pinentry: the gpg front end's callers (GPGME) own it.
+    pub pinentry_only: bool,
+    /// The terminal a pinentry should use (GPGME's `--ttyname`), before `GPG_TTY`.
+    pub tty_name: Option<String>,
 }
 
 /// gpg's command-descriptor protocol (`--command-fd N`, as Emacs EasyPG and Evolution
@@ -68,6 +72,9 @@ impl Prompter {
         if let Some(program) = named_pinentry(self.pinentry.as_deref()) {
             return Some(Asker::Pinentry(program));
         }
+        if self.pinentry_only {
+            return pinentry_on_path().map(Asker::Pinentry);
+        }
         let tty = std::fs::File::open("/dev/tty").is_ok();
         if tty && std::io::stdin().is_terminal() {
             return Some(Asker::Tty);
@@ -102,7 +109,9 @@ impl Interaction for Prompter {
             return loopback.ask(ident);
         }
         match self.asker() {
-            Some(Asker::Pinentry(program)) => pinentry_pin(&program, ident, tries_left),
+            Some(Asker::Pinentry(program)) => {
+                pinentry_pin(&program, ident, tries_left, self.tty_name.clone())
+            }
             Some(Asker::Tty) => {
                 let prompt = format!("PIN for card {ident} ({tries_left} tries left): ");
                 rpassword::prompt_password(prompt)
@@ -128,7 +137,12 @@ impl Interaction for Prompter {
 
 /// One PIN through the pinentry protocol; the terminal is `GPG_TTY` when set (as for
 /// gpg-agent), else the controlling terminal; graphical pinentries use `DISPLAY`.
-fn pinentry_pin(program: &std::path::Path, ident: &str, tries_left: u8) -> Result<SecretString> {
+fn pinentry_pin(
+    program: &std::path::Path,
+    ident: &str,
+    tries_left: u8,
+    tty_name: Option<String>,
+) -> Result<SecretString> {
     let Some(mut input) = pinentry::PassphraseInput::with_binary(program) else {
         return Err(Error::PinUnavailable(format!(
             "and the pinentry program {} cannot be run",
@@ -139,7 +153,7 @@ fn pinentry_pin(program: &std::path::Path, ident: &str, tries_left: u8) -> Resul
         "Please unlock the OpenPGP card {ident} to decrypt a message.\n\
          {tries_left} PIN tries left before the card blocks."
     );
-    let gpg_tty = std::env::var("GPG_TTY").ok();
+    let gpg_tty = tty_name.or_else(|| std::env::var("GPG_TTY").ok());
     let mut options = pinentry::unix::Options::builder();
     if let Some(tty) = gpg_tty.as_deref().filter(|t| !t.is_empty()) {
         options = options.tty_name(tty);

@@ -8,6 +8,8 @@
 //! running. `cargo test --test pcsc -- NAME` filters, `--list` lists.
 
 mod common;
+#[path = "pcsc/gpg_front.rs"]
+mod gpg_front;
 
 use std::{
     io::Write,
@@ -20,6 +22,7 @@ use std::{
 
 use cardecrypt::error::exit;
 use common::*;
+use gpg_front::*;
 
 const VPCD_PORT: u16 = 35963;
 const READER: &str = "Virtual PCD 00 00";
@@ -2020,6 +2023,8 @@ fn main() {
         env(touch_policy_makes_cardecrypt_ask_for_a_touch),
         env(gpg_front_ends_send_the_pin_on_the_command_fd),
         env(config_file_sets_signer_certs_keep_unlocked_and_pinentry),
+        env(gpgme_decrypts_card_messages_through_cardecrypt_gpg),
+        env(cardecrypt_gpg_forwards_everything_else),
         card(state_survives_a_restart_of_the_virtual_card),
         env(factory_reset_needs_the_card_named),
         // Last: it stops the virtual card.

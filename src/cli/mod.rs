@@ -72,6 +72,14 @@ pub enum Command {
     #[command(after_help = "Example:\n  cardecrypt lock")]
     Lock(CardArgs),
 
+    /// Install or remove `gpg` and `gpgconf` links to cardecrypt-gpg, for GPGME clients
+    ///
+    /// cardecrypt-gpg decrypts messages for a key on a present card itself and passes every
+    /// other gpg call to the real gpg. Put the directory before /usr/bin on PATH (for
+    /// Thunderbird, set mail.openpgp.alternative_gpg_path to DIR/gpg instead).
+    #[command(subcommand)]
+    GpgShim(GpgShimCommand),
+
     /// Print a shell completion script: bash, zsh or fish
     #[command(after_help = "Examples:
   cardecrypt completions bash > ~/.local/share/bash-completion/completions/cardecrypt
@@ -92,6 +100,23 @@ pub enum Command {
     /// (internal) the process that keeps a card unlocked
     #[command(name = "__hold", hide = true)]
     Hold(HoldArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GpgShimCommand {
+    /// Create DIR/gpg and DIR/gpgconf (default DIR: ~/.local/bin)
+    #[command(after_help = "Example:\n  cardecrypt gpg-shim install")]
+    Install(GpgShimArgs),
+    /// Remove the links `install` made
+    #[command(after_help = "Example:\n  cardecrypt gpg-shim remove")]
+    Remove(GpgShimArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GpgShimArgs {
+    /// The directory for the links
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// The unlock holder's arguments (cardecrypt starts it itself).

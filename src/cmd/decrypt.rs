@@ -27,6 +27,7 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     let mut ui = Prompter {
         pinentry: config.pinentry.clone(),
         loopback,
+        ..Prompter::default()
     };
     let mut status = StatusWriter::open(args.status_fd)?;
     let mut report = Report::default();
@@ -100,6 +101,7 @@ pub(crate) fn options(
         key_cache: pubkey::default_cache_dir(),
         signer_certs: verify::load_certs(&keyrings)?,
         spool_dir: read.spool_dir.clone(),
+        unwrap: false,
     })
 }
 

@@ -36,6 +36,7 @@ pub fn run(args: &MailArgs, verbose: bool) -> Result<Done> {
     let mut ui = Prompter {
         pinentry: config.pinentry.clone(),
         loopback: None,
+        ..Prompter::default()
     };
     let outcome = {
         let mut decrypt_one = |armored: &[u8]| {

@@ -4,6 +4,7 @@ pub mod card;
 pub mod decrypt;
 pub mod docs;
 pub mod doctor;
+pub mod gpg_shim;
 pub mod mail;
 
 use crate::{

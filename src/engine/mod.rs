@@ -119,6 +119,8 @@ struct Pass<'p> {
     unlocked: Option<Unlocked>,
     /// The binary message is copied here as it is read (spooling a pipe).
     tee: Option<std::fs::File>,
+    /// Write the inner packet stream, not the literal data ([`Settings::unwrap`]).
+    unwrap: bool,
 }
 
 /// Bytes read at once from the input by the packet parser.
@@ -259,9 +261,7 @@ fn decrypt_packets(
                 )));
             }
             Packet::Literal(_) | Packet::CompressedData(_) | Packet::OnePassSig(_) => {
-                return Err(Error::BadMessage(
-                    "the message is not encrypted (signed or plain OpenPGP data)".into(),
-                ));
+                return Err(Error::Unencrypted);
             }
             other => {
                 return Err(Error::BadMessage(format!(
@@ -323,7 +323,11 @@ fn decrypt_packets(
             )?)
         }
     };
-    let written = inner_message(decrypted, pass.certs, facts, out, failure)?;
+    let written = if pass.unwrap {
+        copy_authenticated(decrypted, out, failure)?
+    } else {
+        inner_message(decrypted, pass.certs, facts, out, failure)?
+    };
     // One message per input: a second one glued on could be shown as if it were part of the
     // first (RFC 9580's message grammar has one encrypted container).
     match pp.next().map_err(bad)?.1 {
@@ -456,6 +460,32 @@ fn inner_message(
     Ok(written)
 }
 
+/// The decrypted packet stream as it is, to its end (so the MDC or final tag is checked).
+fn copy_authenticated(
+    mut decrypted: Box<dyn Read + Send + Sync + '_>,
+    out: &mut dyn Write,
+    failure: &Failure,
+) -> Result<u64> {
+    let mut buf = Zeroizing::new(vec![0u8; 1 << 18]);
+    let mut written = 0u64;
+    loop {
+        let n = match decrypted.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(failure
+                    .take()
+                    .unwrap_or_else(|| Error::BadMessage(io_error_chain(&e))))
+            }
+        };
+        out.write_all(&buf[..n])
+            .map_err(|e| Error::io("cannot write the decrypted data", e))?;
+        written += n as u64;
+    }
+    Ok(written)
+}
+
 pub(crate) fn io_error_chain(e: &io::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut source = std::error::Error::source(e);
@@ -574,6 +604,9 @@ pub struct Settings {
     pub spool_dir: Option<std::path::PathBuf>,
     /// Certificates to check signatures against.
     pub signer_certs: Vec<Cert>,
+    /// Write the decrypted packet stream (compressed, literal, signature packets) instead
+    /// of the literal data: gpg's `--unwrap`. It is still released only once authenticated.
+    pub unwrap: bool,
 }
 
 /// Decrypts `input` to `dest`; returns the plaintext length. Nothing reaches `dest` visibly
@@ -591,6 +624,7 @@ pub fn decrypt(
         facts,
         unlocked: None,
         tee: None,
+        unwrap: settings.unwrap,
     };
     let reader = |input: Input| -> Box<dyn Read + Send + Sync> {
         match input {
@@ -723,6 +757,7 @@ fn second_pass(
         facts: &mut facts,
         unlocked: None,
         tee: None,
+        unwrap: first.unwrap,
     };
     let n = run_pass(
         input,

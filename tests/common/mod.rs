@@ -156,6 +156,7 @@ pub fn options(source: PinSource, batch: bool) -> DecryptOptions {
         key_cache: None,
         signer_certs: Vec::new(),
         spool_dir: None,
+        unwrap: false,
     }
 }
 

@@ -1,0 +1,347 @@
+//! A decryption as gpg would do it, but through the card: the message is read whole, the
+//! card unwraps the session key, the engine authenticates everything, and only then does
+//! anything reach the output. The signatures inside are checked by the real gpg, which
+//! reads the authenticated inner packet stream, so trust and keyring are the user's gpg's.
+//! A message that is not for a card goes to the real gpg whole.
+
+use std::{
+    ffi::OsString,
+    io::{BufRead, Read, Seek, Write},
+    os::fd::AsRawFd,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use super::{
+    args::{DecryptCall, Source},
+    real,
+};
+use crate::{
+    card::{
+        pin::{PinPolicy, PinSource},
+        PcscSource,
+    },
+    config::Config,
+    decrypt::{self, DecryptOptions, Report},
+    error::{Error, Result},
+    gpg_status::{Status, StatusWriter},
+    prompt::{Loopback, Prompter},
+};
+
+/// gpg's exit code for a failed operation.
+const GPG_FAILED: u8 = 2;
+
+/// Status lines of the real gpg's signature check that belong in our output.
+const INNER_LINES: &[&str] = &[
+    "PLAINTEXT",
+    "NEWSIG",
+    "GOODSIG",
+    "EXPSIG",
+    "EXPKEYSIG",
+    "REVKEYSIG",
+    "BADSIG",
+    "ERRSIG",
+    "VALIDSIG",
+    "SIG_ID",
+    "TRUST_",
+    "NO_PUBKEY",
+    "KEY_CONSIDERED",
+    "KEYEXPIRED",
+    "KEYREVOKED",
+    "NOTATION_",
+    "POLICY_URL",
+    "SIGEXPIRED",
+];
+
+/// Runs one decryption; returns the exit code, or hands the process to the real gpg.
+pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Path) -> u8 {
+    let message = match read_message(call) {
+        Ok(m) => m,
+        Err(e) => return fail(call, &Report::default(), &e),
+    };
+    let loopback = loopback(call);
+    let asked_by_caller = loopback.is_some();
+    let mut ui = Prompter {
+        pinentry: config.pinentry.clone(),
+        loopback,
+        pinentry_only: true,
+        tty_name: call.ttyname.clone(),
+    };
+    if let Some(display) = &call.display {
+        // The pinentry we start inherits it, as gpg-agent's would.
+        std::env::set_var("DISPLAY", display);
+    }
+    let options = DecryptOptions {
+        card: std::env::var("CARDECRYPT_CARD")
+            .ok()
+            .filter(|c| !c.is_empty()),
+        pin: PinPolicy {
+            source: match call.passphrase_fd {
+                Some(fd) => PinSource::Fd(fd),
+                None => PinSource::Ask,
+            },
+            batch: false,
+            allow_last_try: false,
+        },
+        trace: false,
+        key_cache: crate::card::pubkey::default_cache_dir(),
+        signer_certs: Vec::new(),
+        spool_dir: None,
+        // The inner packet stream: for --unwrap it is the output, otherwise the real gpg
+        // reads it to check the signatures and writes the literal data.
+        unwrap: true,
+    };
+    let mut report = Report::default();
+    let result = decrypt::decrypt_reporting(
+        &mut &message[..],
+        &mut PcscSource,
+        &mut ui,
+        &options,
+        &mut report,
+    );
+    let pin_announced = asked_by_caller && ui.loopback.as_ref().is_some_and(|l| l.asked);
+    let inner = match result {
+        Ok(inner) => inner,
+        Err(e) if not_for_a_card(&e) => return forward(call, args, &message, real_gpg),
+        Err(e) => return fail(call, &report, &e),
+    };
+    let lines = report.status_lines(inner.len() as u64, Ok(()), pin_announced);
+    if call.unwrap {
+        unwrapped(call, &report, &inner, lines)
+    } else {
+        verified(call, &inner, lines, real_gpg)
+    }
+}
+
+/// Errors that mean "this is not a message for a card here": the real gpg may still have a
+/// software key for it, or it is not encrypted at all.
+fn not_for_a_card(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::NoMatchingKey { .. }
+            | Error::NoService(_)
+            | Error::NoReader
+            | Error::NoCard { .. }
+            | Error::CardNotFound { .. }
+            | Error::PasswordOnly
+            | Error::NotOpenPgp(_)
+            | Error::Unencrypted
+    )
+}
+
+/// gpg's loopback protocol: a command descriptor to answer on and no pinentry asked for.
+fn loopback(call: &DecryptCall) -> Option<Loopback> {
+    let mode_allows = matches!(call.pinentry_mode.as_deref(), None | Some("loopback"));
+    match (
+        mode_allows,
+        call.command_fd,
+        call.status_fd,
+        call.passphrase_fd,
+    ) {
+        (true, Some(command_fd), Some(_), None) => Some(Loopback {
+            status_fd: call.status_fd,
+            command_fd,
+            asked: false,
+        }),
+        _ => None,
+    }
+}
+
+fn read_message(call: &DecryptCall) -> Result<Vec<u8>> {
+    let mut message = Vec::new();
+    let what = "cannot read the message";
+    match &call.source {
+        None | Some(Source::Stdin) => std::io::stdin().lock().read_to_end(&mut message),
+        Some(Source::Fd(fd)) => {
+            crate::paths::open_fd(*fd, false).and_then(|mut f| f.read_to_end(&mut message))
+        }
+        Some(Source::Path(p)) => {
+            std::fs::File::open(p).and_then(|mut f| f.read_to_end(&mut message))
+        }
+    }
+    .map_err(|e| Error::io(what, e))?;
+    Ok(message)
+}
+
+/// Where the plaintext goes: `None` is standard output.
+fn output_path(call: &DecryptCall) -> Result<Option<PathBuf>> {
+    match call.output.as_deref() {
+        Some("-") => Ok(None),
+        Some(path) => Ok(Some(PathBuf::from(path))),
+        // gpg's implicit command writes FILE.gpg's plaintext to FILE.
+        None if call.implicit => match &call.source {
+            Some(Source::Path(p))
+                if p.extension()
+                    .is_some_and(|e| e == "gpg" || e == "pgp" || e == "asc") =>
+            {
+                Ok(Some(p.with_extension("")))
+            }
+            _ => Err(Error::Usage(
+                "no output file name: give --output FILE or --decrypt".into(),
+            )),
+        },
+        None => Ok(None),
+    }
+}
+
+/// `--unwrap` (Thunderbird): the decrypted packet stream itself, no PLAINTEXT line.
+fn unwrapped(call: &DecryptCall, report: &Report, inner: &[u8], lines: Vec<Status>) -> u8 {
+    let written = output_path(call).and_then(|path| match path {
+        Some(path) => crate::output::write_file(&path, inner, call.yes),
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(inner)
+                .and_then(|()| out.flush())
+                .map_err(|e| Error::io("cannot write to standard output", e))
+        }
+    });
+    if let Err(e) = written {
+        return fail(call, report, &e);
+    }
+    write_status(call, &lines, &[]);
+    0
+}
+
+/// A plain decrypt: the real gpg turns the authenticated inner stream into the literal data
+/// and checks its signatures; its signature lines go between ours.
+fn verified(call: &DecryptCall, inner: &[u8], lines: Vec<Status>, real_gpg: &Path) -> u8 {
+    let output = match output_path(call) {
+        Ok(o) => o,
+        Err(e) => return fail(call, &Report::default(), &e),
+    };
+    match inner_gpg(call, inner, output.as_deref(), real_gpg) {
+        Ok((code, inner_lines)) => {
+            write_status(call, &lines, &inner_lines);
+            code
+        }
+        Err(e) => fail(call, &Report::default(), &e),
+    }
+}
+
+/// Runs the real gpg on the inner packet stream; returns its exit code and the status lines
+/// that belong in ours.
+fn inner_gpg(
+    call: &DecryptCall,
+    inner: &[u8],
+    output: Option<&Path>,
+    real_gpg: &Path,
+) -> Result<(u8, Vec<String>)> {
+    let pipe_error = |e: std::io::Error| Error::io("cannot make a pipe for gpg's status", e);
+    let (status_read, status_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| pipe_error(e.into()))?;
+    // The child inherits only the write end.
+    rustix::io::fcntl_setfd(&status_write, rustix::io::FdFlags::empty())
+        .map_err(|e| pipe_error(e.into()))?;
+    let mut cmd = Command::new(real_gpg);
+    cmd.args(["--batch", "--no-tty"])
+        .arg(format!("--status-fd={}", status_write.as_raw_fd()))
+        .args(&call.verify_options);
+    if let Some(path) = output {
+        cmd.arg("--output").arg(path);
+        if call.yes {
+            cmd.arg("--yes");
+        }
+    }
+    let mut child = cmd
+        .arg("--decrypt")
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io(format!("cannot run {}", real_gpg.display()), e))?;
+    drop(status_write);
+    let reader = std::thread::spawn(move || {
+        let lines: Vec<String> = std::io::BufReader::new(std::fs::File::from(status_read))
+            .lines()
+            .map_while(|l| l.ok())
+            .filter_map(|l| l.strip_prefix("[GNUPG:] ").map(str::to_string))
+            .filter(|l| INNER_LINES.iter().any(|p| l.starts_with(p)))
+            .collect();
+        lines
+    });
+    if let Some(mut stdin) = child.stdin.take() {
+        // A gpg that stopped reading early says so in its exit code.
+        let _ = stdin.write_all(inner);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::io(format!("cannot wait for {}", real_gpg.display()), e))?;
+    let lines = reader.join().unwrap_or_default();
+    let code = status.code().map_or(GPG_FAILED, |c| c.clamp(0, 255) as u8);
+    Ok((code, lines))
+}
+
+/// Our lines with the real gpg's signature lines in their place (after DECRYPTION_INFO,
+/// before DECRYPTION_OKAY), as one gpg would write them.
+fn write_status(call: &DecryptCall, lines: &[Status], inner_lines: &[String]) {
+    let Ok(mut status) = StatusWriter::open(call.status_fd) else {
+        return;
+    };
+    let okay = lines
+        .iter()
+        .position(|l| matches!(l, Status::DecryptionOkay))
+        .unwrap_or(lines.len());
+    let (head, tail) = lines.split_at(okay);
+    // Our report describes the packet stream, not the literal data inside it: the literal
+    // and signature lines are the real gpg's.
+    let ours = |l: &&Status| !matches!(l, Status::Plaintext { .. } | Status::PlaintextLength(_));
+    for line in head.iter().filter(ours) {
+        status.write(line);
+    }
+    status.write_raw(inner_lines);
+    status.write_all(tail);
+}
+
+/// A failure: gpg's failure lines, one message on stderr, gpg's exit code.
+fn fail(call: &DecryptCall, report: &Report, e: &Error) -> u8 {
+    if let Ok(mut status) = StatusWriter::open(call.status_fd) {
+        status.write_all(&report.status_lines(0, Err(e), false));
+    }
+    eprintln!("cardecrypt-gpg: decryption failed: {e}");
+    if let Some(hint) = e.hint() {
+        eprintln!("cardecrypt-gpg: hint: {hint}");
+    }
+    GPG_FAILED
+}
+
+/// Hands the message to the real gpg as if it had been there from the start: a file is
+/// named again; what came through a descriptor is put into an unnamed file (ciphertext)
+/// that the real gpg reads instead.
+fn forward(call: &DecryptCall, args: &[OsString], message: &[u8], real_gpg: &Path) -> u8 {
+    let mut args = args.to_vec();
+    let result = match &call.source {
+        Some(Source::Path(_)) => Ok(()),
+        source => copy_of(message).and_then(|copy| match source {
+            Some(Source::Fd(_)) => {
+                rustix::io::fcntl_setfd(&copy, rustix::io::FdFlags::empty())
+                    .map_err(|e| Error::io("cannot hand the message on", e.into()))?;
+                // Kept open across exec: the real gpg reads it.
+                let fd = std::os::fd::IntoRawFd::into_raw_fd(copy);
+                if let Some(i) = call.source_index {
+                    args[i] = OsString::from(format!("-&{fd}"));
+                }
+                Ok(())
+            }
+            _ => rustix::stdio::dup2_stdin(&copy)
+                .map_err(|e| Error::io("cannot hand the message on", e.into())),
+        }),
+    };
+    if let Err(e) = result {
+        return fail(call, &Report::default(), &e);
+    }
+    let e = real::exec(real_gpg, &args);
+    fail(call, &Report::default(), &e)
+}
+
+/// The message in an unnamed temporary file, at its start.
+fn copy_of(message: &[u8]) -> Result<std::fs::File> {
+    let dir = std::env::temp_dir();
+    let mut file = crate::output::unnamed_file(&dir).map_err(|e| {
+        Error::io(
+            format!("cannot make a temporary file in {}", dir.display()),
+            e,
+        )
+    })?;
+    file.write_all(message)
+        .and_then(|()| file.rewind())
+        .map_err(|e| Error::io("cannot write the temporary file", e))?;
+    Ok(file)
+}
