@@ -154,3 +154,20 @@ row "SEIPDv1 zlib, stdout" "$cd_run '$work/big.zlib.gpg' > /dev/null" "$gpg_run 
 row "SEIPDv2 OCB (Sequoia), -o FILE" "$cd_run -o '$work/out' --overwrite '$work/big.v2ocb.pgp'" ""
 row "SEIPDv2 OCB (Sequoia), stdout" "$cd_run '$work/big.v2ocb.pgp' > /dev/null" ""
 row "tag-20 OCB (rnp), stdout" "$cd_run '$work/big.tag20.gpg' > /dev/null" ""
+
+# cardecrypt-gpg passes everything that is not a card decryption to the real gpg: its cost
+# there is one exec. Median of $runs runs each, in ms.
+echo
+echo "==> gpg --list-keys: the real gpg, and through cardecrypt-gpg"
+ln -sf "$bin/cardecrypt-gpg" "$work/gpg"
+wall_ms() {
+  local cmd=$1 times=() t0 t1
+  for _ in $(seq "$runs"); do
+    t0=$(date +%s%N); bash -c "$cmd" >/dev/null 2>&1; t1=$(date +%s%N)
+    times+=($(( (t1 - t0) / 1000 )))
+  done
+  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END{printf "%.2f", a[int((NR+1)/2)] / 1000}'
+}
+real_ms=$(wall_ms "$(command -v gpg) --list-keys")
+front_ms=$(wall_ms "'$work/gpg' --list-keys")
+echo "| --list-keys | real gpg ${real_ms} ms | through cardecrypt-gpg ${front_ms} ms |"

@@ -2025,6 +2025,7 @@ fn main() {
         env(config_file_sets_signer_certs_keep_unlocked_and_pinentry),
         env(gpgme_decrypts_card_messages_through_cardecrypt_gpg),
         env(cardecrypt_gpg_forwards_everything_else),
+        env(mail_clients_decrypt_through_cardecrypt_gpg),
         card(state_survives_a_restart_of_the_virtual_card),
         env(factory_reset_needs_the_card_named),
         // Last: it stops the virtual card.

@@ -76,8 +76,10 @@ pub fn check_all() -> Vec<Finding> {
         Path::new("/lib/udev/rules.d"),
     ));
     out.push(check_pinentry());
+    let (front_end, findings) = check_gpg_front_end();
+    out.extend(findings);
     if let Some(home) = std::env::var_os("HOME") {
-        out.extend(check_mail_clients(Path::new(&home)));
+        out.extend(check_mail_clients_with(Path::new(&home), front_end));
     }
     out
 }
@@ -222,7 +224,78 @@ fn check_pinentry() -> Finding {
 }
 
 /// Reads mutt/neomutt configuration files we know of and checks the decrypt setup.
+/// Whether the gpg on PATH and the gpg GPGME runs (gpgconf's `gpg:` line) are
+/// cardecrypt-gpg; returns whether GPGME clients reach the card through it.
+pub fn check_gpg_front_end() -> (bool, Vec<Finding>) {
+    use crate::gpg::{real, shim};
+    let mut out = Vec::new();
+    let install = "cardecrypt gpg-shim install (puts gpg and gpgconf links in ~/.local/bin; \
+                   that directory must come first on PATH)";
+    match shim::first_on_path("gpg") {
+        Some(gpg) if real::is_front_end(&gpg) => {
+            let configured = crate::config::Config::load().ok().and_then(|c| c.real_gpg);
+            out.push(ok(format!(
+                "gpg on PATH is cardecrypt-gpg ({}); everything but card decryption goes to {}",
+                gpg.display(),
+                real::find(real::Program::Gpg, configured.as_deref()).display()
+            )))
+        }
+        Some(gpg) => out.push(warn(
+            format!(
+                "gpg on PATH is {}: clients that run gpg themselves (Emacs, Evolution, aerc) \
+                 cannot use the card through cardecrypt",
+                gpg.display()
+            ),
+            install,
+        )),
+        None => out.push(warn("no gpg on PATH", install)),
+    }
+    let gpgme_gpg = shim::first_on_path("gpgconf").and_then(|gpgconf| {
+        let out = std::process::Command::new(gpgconf)
+            .arg("--list-components")
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("gpg:")?.split(':').nth(1).map(PathBuf::from))
+    });
+    let front_end = match gpgme_gpg {
+        Some(gpg) if real::is_front_end(&gpg) => {
+            out.push(ok(format!(
+                "GPGME (Thunderbird, neomutt, notmuch, KMail, Claws) runs cardecrypt-gpg ({})",
+                gpg.display()
+            )));
+            true
+        }
+        Some(gpg) => {
+            out.push(warn(
+                format!(
+                    "GPGME runs {} (from gpgconf): GPGME clients cannot use the card through \
+                     cardecrypt",
+                    gpg.display()
+                ),
+                install,
+            ));
+            false
+        }
+        None => {
+            out.push(warn(
+                "no gpgconf on PATH: GPGME falls back to gpg on PATH",
+                install,
+            ));
+            false
+        }
+    };
+    (front_end, out)
+}
+
 pub fn check_mail_clients(home: &Path) -> Vec<Finding> {
+    check_mail_clients_with(home, false)
+}
+
+/// The mail clients' settings in `home`; `front_end` says GPGME runs cardecrypt-gpg.
+pub fn check_mail_clients_with(home: &Path, front_end: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     let files: [(&str, PathBuf); 4] = [
         ("neomutt", home.join(".neomuttrc")),
@@ -243,6 +316,17 @@ pub fn check_mail_clients(home: &Path) -> Vec<Finding> {
             .iter()
             .any(|l| l.contains("pgp_decrypt_command") && l.contains("cardecrypt"));
         let name = file.display();
+        // neomutt uses GPGME unless told otherwise, and then ignores pgp_decrypt_command.
+        let gpgme_off = lines.iter().any(|l| {
+            l.starts_with("unset crypt_use_gpgme")
+                || l.replace(' ', "").starts_with("setcrypt_use_gpgme=no")
+        });
+        if client == "neomutt" && !gpgme_off && front_end {
+            out.push(ok(format!(
+                "{name}: neomutt uses GPGME, which runs cardecrypt-gpg"
+            )));
+            continue;
+        }
         if !uses_cardecrypt {
             out.push(warn(
                 format!("{name}: {client} does not use cardecrypt to decrypt"),
@@ -250,15 +334,10 @@ pub fn check_mail_clients(home: &Path) -> Vec<Finding> {
             ));
             continue;
         }
-        // neomutt uses GPGME unless told otherwise, and then ignores pgp_decrypt_command.
-        let gpgme_off = lines.iter().any(|l| {
-            l.starts_with("unset crypt_use_gpgme")
-                || l.replace(' ', "").starts_with("setcrypt_use_gpgme=no")
-        });
         if client == "neomutt" && !gpgme_off {
             out.push(fail(
                 format!("{name}: neomutt uses GPGME, so it never calls cardecrypt"),
-                "add `unset crypt_use_gpgme`",
+                "add `unset crypt_use_gpgme`, or run `cardecrypt gpg-shim install`",
             ));
         } else if !lines.iter().any(|l| l.contains("--status-fd")) {
             out.push(warn(

@@ -337,6 +337,22 @@ pub fn cardecrypt_gpg_forwards_everything_else(env: &Env) {
     assert_eq!(first(&version), first(&real_version));
     assert!(text(&version.stdout).contains("cardecrypt"));
 
+    // doctor tells that GPGME finds the front end through the gpgconf link.
+    let doctor = run(
+        front
+            .client(env, &mut Command::new(cardecrypt_bin()))
+            .arg("doctor"),
+        b"",
+    );
+    let report = text(&doctor.stdout);
+    assert!(
+        report.contains("ok    gpg on PATH is cardecrypt-gpg")
+            && report.contains(
+                "ok    GPGME (Thunderbird, neomutt, notmuch, KMail, Claws) runs cardecrypt-gpg"
+            ),
+        "{report}"
+    );
+
     // remove takes the links away, and only them.
     let out = env.cardecrypt(
         &[
@@ -381,4 +397,159 @@ fn hex_decode(hex: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
         .collect()
+}
+
+/// The clients that find gpg themselves: neomutt in its default GPGME mode (on PATH, through
+/// gpgconf), notmuch (GMime + GPGME) and Emacs EasyPG (`epg-gpg-program`, loopback PIN).
+pub fn mail_clients_decrypt_through_cardecrypt_gpg(env: &Env) {
+    env.import_to_card("cv25519");
+    let front = FrontEnd::new(env, "clients");
+    let body =
+        "Content-Type: text/plain; charset=utf-8\n\nThe GPGME secret, decrypted by the card.\n";
+    let encrypted = front.gpg(&["-a", "-r", CARD_FPR, "--encrypt"], body.as_bytes());
+    assert_ok(&encrypted, "encrypt");
+    let maildir = env.path("clients-Mail");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
+    }
+    let mut message = "From: Alice <alice@example.org>\nTo: Bob <bob@example.org>\n\
+        Subject: gpgme\nDate: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <gpgme@example.org>\n\
+        MIME-Version: 1.0\nContent-Type: multipart/encrypted; \
+        protocol=\"application/pgp-encrypted\"; boundary=\"b1\"\n\n--b1\n\
+        Content-Type: application/pgp-encrypted\n\nVersion: 1\n\n--b1\n\
+        Content-Type: application/octet-stream; name=\"encrypted.asc\"\n\n"
+        .as_bytes()
+        .to_vec();
+    message.extend_from_slice(&encrypted.stdout);
+    message.extend_from_slice(b"\n--b1--\n");
+    std::fs::write(maildir.join("cur/1:2,S"), &message).expect("mail");
+    let secret = "The GPGME secret, decrypted by the card.";
+
+    // notmuch: `notmuch show --decrypt=true`.
+    lock_card(env);
+    let config = env.path("notmuch-config");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\npath={}\n[user]\nname=Bob\nprimary_email=bob@example.org\n\
+             [new]\ntags=inbox;\n",
+            maildir.display()
+        ),
+    )
+    .expect("notmuch config");
+    let notmuch = |args: &[&str]| {
+        run(
+            front
+                .client(env, &mut Command::new("notmuch"))
+                .env("NOTMUCH_CONFIG", &config)
+                .args(args),
+            b"",
+        )
+    };
+    assert_ok(&notmuch(&["new"]), "notmuch new");
+    let shown = notmuch(&["show", "--decrypt=true", "id:gpgme@example.org"]);
+    assert_ok(&shown, "notmuch show --decrypt=true");
+    assert!(
+        text(&shown.stdout).contains(secret),
+        "notmuch showed:\n{}\n{}",
+        text(&shown.stdout),
+        text(&shown.stderr)
+    );
+    assert!(
+        front.pinentry_asks() >= 1,
+        "the PIN did not come from the pinentry"
+    );
+
+    // Emacs EasyPG in batch, the PIN from its passphrase callback (gpg's loopback).
+    lock_card(env);
+    let armored = env.path("clients-message.asc");
+    std::fs::write(&armored, &encrypted.stdout).expect("write");
+    let elisp = format!(
+        "(progn (require 'epg) (setq epg-gpg-program \"{gpg}\") \
+         (let ((ctx (epg-make-context 'OpenPGP))) \
+           (epg-context-set-passphrase-callback ctx (cons (lambda (&rest _) \
+             (copy-sequence \"{USER_PIN}\")) nil)) \
+           (princ (epg-decrypt-string ctx (with-temp-buffer \
+             (insert-file-contents-literally \"{file}\") (buffer-string))))))",
+        gpg = front.bin.join("gpg").display(),
+        file = armored.display()
+    );
+    let emacs = run(
+        front
+            .client(env, &mut Command::new("emacs"))
+            .args(["--batch", "-Q", "--eval", &elisp]),
+        b"",
+    );
+    assert!(
+        text(&emacs.stdout).contains(secret),
+        "EasyPG: {}\n{}",
+        text(&emacs.stdout),
+        text(&emacs.stderr)
+    );
+
+    // neomutt as Debian installs it: GPGME mode, gpg found on PATH through gpgconf.
+    lock_card(env);
+    let muttrc = env.path("clients-muttrc");
+    std::fs::write(
+        &muttrc,
+        format!(
+            "set mbox_type=Maildir\nset folder={m}\nset crypt_use_gpgme=yes\n\
+             set crypt_autopgp=yes\nset header_cache=\"\"\nset message_cachedir=\"\"\n\
+             set mailcap_path=/dev/null\n",
+            m = maildir.display()
+        ),
+    )
+    .expect("muttrc");
+    let session = format!("cardecrypt-gpgme-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(args)
+            .env("HOME", env.dir.path())
+            .output()
+            .expect("tmux")
+    };
+    let _ = tmux(&["kill-session", "-t", &session]);
+    let launch = format!(
+        "{} GNUPGHOME={} PINENTRY_PROGRAM={} PATH={} neomutt -n -F {} -f {}",
+        env.shell_env(),
+        front.home.display(),
+        front.pinentry.display(),
+        front.path_var().to_string_lossy(),
+        muttrc.display(),
+        maildir.display()
+    );
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "160",
+        "-y",
+        "50",
+        &launch,
+    ]);
+    assert!(started.status.success(), "tmux: {}", text(&started.stderr));
+    let capture = || text(&tmux(&["capture-pane", "-p", "-t", &session]).stdout);
+    let ready = Instant::now() + Duration::from_secs(10);
+    while !capture().contains("q:Quit") {
+        assert!(
+            Instant::now() < ready,
+            "neomutt did not start:\n{}",
+            capture()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    tmux(&["send-keys", "-t", &session, "Enter"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut shown = String::new();
+    while Instant::now() < deadline && !shown.contains(secret) {
+        std::thread::sleep(Duration::from_millis(300));
+        shown = capture();
+    }
+    tmux(&["send-keys", "-t", &session, "q"]);
+    tmux(&["send-keys", "-t", &session, "q"]);
+    let _ = tmux(&["kill-session", "-t", &session]);
+    assert!(shown.contains(secret), "neomutt (GPGME) showed:\n{shown}");
 }
