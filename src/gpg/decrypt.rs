@@ -105,11 +105,28 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
         Err(e) if not_for_a_card(&e) => return forward(call, args, &message, real_gpg),
         Err(e) => return fail(call, &report, &e),
     };
+    keep_unlocked(config, &report);
     let lines = report.status_lines(inner.len() as u64, Ok(()), pin_announced);
     if call.unwrap {
         unwrapped(call, &report, &inner, lines)
     } else {
         verified(call, &inner, lines, real_gpg)
+    }
+}
+
+/// As for `cardecrypt`: `CARDECRYPT_KEEP_UNLOCKED`, else `keep-unlocked` from the config,
+/// keeps the card unlocked after a PIN was accepted. A failure to do so spoils nothing.
+fn keep_unlocked(config: &Config, report: &Report) {
+    let from_env = std::env::var("CARDECRYPT_KEEP_UNLOCKED")
+        .ok()
+        .and_then(|v| crate::time::parse_duration(&v).ok());
+    let Some(keep) = from_env.or(config.keep_unlocked).filter(|k| !k.is_zero()) else {
+        return;
+    };
+    if !report.card.is_empty() {
+        if let Err(e) = crate::card::holder::start(&report.reader, &report.card, keep) {
+            eprintln!("cardecrypt-gpg: cannot keep the card unlocked: {e}");
+        }
     }
 }
 

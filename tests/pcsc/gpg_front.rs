@@ -161,11 +161,23 @@ impl FrontEnd {
 
     /// GPGME in MODE on MESSAGE, as JSON.
     fn gpgme(&self, env: &Env, mode: &str, message: &Path) -> serde_json::Value {
+        self.gpgme_with(env, mode, message, &[])
+    }
+
+    /// The same with more environment for the client.
+    fn gpgme_with(
+        &self,
+        env: &Env,
+        mode: &str,
+        message: &Path,
+        vars: &[(&str, &str)],
+    ) -> serde_json::Value {
         let script = env.path("gpgme.py");
         std::fs::write(&script, GPGME_SCRIPT).expect("script");
         let front_end = bin_dir().join("cardecrypt-gpg");
         let out = run(
             self.client(env, &mut Command::new("/usr/bin/python3"))
+                .envs(vars.iter().copied())
                 .arg(&script)
                 .arg(mode)
                 .arg(message)
@@ -243,6 +255,21 @@ pub fn gpgme_decrypts_card_messages_through_cardecrypt_gpg(env: &Env) {
     let plain = front.gpg(&["--decrypt"], &stream);
     assert_ok(&plain, "real gpg on the unwrapped stream");
     assert_eq!(text(&plain.stdout), SECRET);
+
+    // keep-unlocked applies as for cardecrypt: one PIN for two decrypts.
+    lock_card(env);
+    let before = front.pinentry_asks();
+    let keep = [("CARDECRYPT_KEEP_UNLOCKED", "60s")];
+    for _ in 0..2 {
+        let result = front.gpgme_with(env, "engine", &message, &keep);
+        assert_eq!(result["plain"], SECRET, "{result}");
+    }
+    assert_eq!(
+        front.pinentry_asks(),
+        before + 1,
+        "kept unlocked, asked once"
+    );
+    lock_card(env);
 
     // A default context: GPGME asks gpgconf (the link) where gpg is.
     let result = front.gpgme(env, "default", &message);
