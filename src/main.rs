@@ -1,11 +1,24 @@
 use std::process::ExitCode;
 
 use cardecrypt::{error::exit, Error};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
-    let cli = match cardecrypt::cli::Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = cardecrypt::cli::Cli::command()
+        .try_get_matches()
+        .and_then(|m| cardecrypt::cli::Cli::from_arg_matches(&m).map(|cli| (m, cli)));
+    let cli = match parsed {
+        Ok((matches, cli)) => {
+            let misplaced = cardecrypt::cli::misplaced_options(&matches);
+            if !misplaced.is_empty() {
+                eprintln!(
+                    "cardecrypt: options before the subcommand are not used: {}",
+                    misplaced.join(", ")
+                );
+                return ExitCode::from(exit::USAGE);
+            }
+            cli
+        }
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() {

@@ -32,6 +32,65 @@ pub fn runtime_dir() -> PathBuf {
     base.join("cardecrypt")
 }
 
+/// [`runtime_dir`], created if missing, and verified to be the user's alone: every level
+/// cardecrypt made (and the base it was given) must be a real directory, owned by this
+/// user, and not writable by anyone else; the last level must be closed to others. Another
+/// user's directory, a symlink or a world-writable one is refused: its contents could be
+/// planted.
+pub fn private_runtime_dir() -> Result<PathBuf, String> {
+    let dir = runtime_dir();
+    let base = dir.parent().map(Path::to_path_buf).unwrap_or_default();
+    // The fallback under $TMPDIR, or a runtime directory that does not exist yet, is made
+    // by us, so it must be ours alone; the session's own runtime directory only has to be
+    // the user's.
+    let fallback = absolute_var("XDG_RUNTIME_DIR").is_none();
+    if fallback || !base.exists() {
+        make_private(&base)?;
+    } else {
+        check_owned(&base, 0o022)?;
+    }
+    make_private(&dir)?;
+    Ok(dir)
+}
+
+fn make_private(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
+    }
+    check_owned(dir, 0o077)
+}
+
+/// `dir` is a directory (not a symlink), owned by this user, with none of `forbidden`'s
+/// permission bits.
+fn check_owned(dir: &Path, forbidden: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let me = rustix::process::getuid().as_raw();
+    let refuse = |why: String| {
+        Err(format!(
+            "refusing {}: {why}; remove it, or set XDG_RUNTIME_DIR to a directory of yours",
+            dir.display()
+        ))
+    };
+    if !meta.file_type().is_dir() {
+        return refuse("it is not a directory".into());
+    }
+    if meta.uid() != me {
+        return refuse(format!(
+            "it belongs to uid {}, not to you (uid {me})",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & forbidden != 0 {
+        return refuse(format!("its mode {:o} lets others in", meta.mode() & 0o777));
+    }
+    Ok(())
+}
+
 /// `~/rest` with the home directory filled in; anything else as it is.
 pub fn expand_home(value: &str) -> PathBuf {
     match (value.strip_prefix("~/"), home()) {
@@ -68,6 +127,35 @@ pub fn fd_path(fd: i32) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directories_others_can_write_or_own_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let open = tmp.path().join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let e = make_private(&open).expect_err("world-writable accepted");
+        assert!(e.contains("lets others in"), "{e}");
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(tmp.path(), &link).expect("symlink");
+        assert!(make_private(&link)
+            .expect_err("symlink")
+            .contains("not a directory"));
+        let fresh = tmp.path().join("fresh");
+        make_private(&fresh).expect("a new directory is ours");
+        make_private(&fresh).expect("and stays ours");
+        if rustix::process::getuid().is_root() {
+            let theirs = tmp.path().join("theirs");
+            std::fs::create_dir(&theirs).expect("mkdir");
+            std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o700))
+                .expect("chmod");
+            rustix::fs::chown(&theirs, Some(rustix::fs::Uid::from_raw(65534)), None)
+                .expect("chown");
+            let e = make_private(&theirs).expect_err("another user's directory accepted");
+            assert!(e.contains("belongs to uid 65534"), "{e}");
+        }
+    }
 
     #[test]
     fn home_is_expanded_only_at_the_start() {

@@ -52,9 +52,15 @@ impl Loopback {
         let unavailable = |e: std::io::Error| Error::PinUnavailable(format!("{what}: {e}"));
         let mut command = crate::paths::open_fd(self.command_fd, false).map_err(unavailable)?;
         // One byte at a time: whatever follows the line is not ours to consume.
-        let mut line = zeroize::Zeroizing::new(Vec::new());
+        let max = crate::card::pin::MAX_PIN_LINE;
+        let mut line = zeroize::Zeroizing::new(Vec::with_capacity(max));
         let mut byte = [0u8; 1];
         while command.read(&mut byte).map_err(unavailable)? == 1 && byte[0] != b'\n' {
+            if line.len() == max {
+                return Err(Error::PinUnavailable(format!(
+                    "{what}: the line is longer than any PIN"
+                )));
+            }
             line.push(byte[0]);
         }
         status.write(&Status::GotIt);
@@ -115,7 +121,12 @@ impl Interaction for Prompter {
             Some(Asker::Tty) => {
                 let prompt = format!("PIN for card {ident} ({tries_left} tries left): ");
                 rpassword::prompt_password(prompt)
-                    .map(SecretString::from)
+                    .map(|mut typed| {
+                        // Copied once into its own allocation; the String is wiped.
+                        let pin = SecretString::from(typed.as_str());
+                        zeroize::Zeroize::zeroize(&mut typed);
+                        pin
+                    })
                     .map_err(|e| {
                         Error::PinUnavailable(format!("and the terminal cannot ask for it ({e})"))
                     })

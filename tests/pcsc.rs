@@ -8,6 +8,8 @@
 //! running. `cargo test --test pcsc -- NAME` filters, `--list` lists.
 
 mod common;
+#[path = "pcsc/faults.rs"]
+mod faults;
 #[path = "pcsc/gpg_front.rs"]
 mod gpg_front;
 
@@ -22,6 +24,7 @@ use std::{
 
 use cardecrypt::error::exit;
 use common::*;
+use faults::*;
 use gpg_front::*;
 
 const VPCD_PORT: u16 = 35963;
@@ -2026,6 +2029,9 @@ fn main() {
         env(gpgme_decrypts_card_messages_through_cardecrypt_gpg),
         env(cardecrypt_gpg_forwards_everything_else),
         env(mail_clients_decrypt_through_cardecrypt_gpg),
+        env(planted_holder_state_moves_nothing),
+        env(full_filesystem_and_closed_stdout_leave_nothing),
+        env(eight_decrypts_at_once_share_the_card),
         card(state_survives_a_restart_of_the_virtual_card),
         env(factory_reset_needs_the_card_named),
         // Last: it stops the virtual card.

@@ -6,10 +6,17 @@
 //! starts a small holder process that connects in shared mode, sends nothing, and disconnects
 //! when its time is up, when the card is removed, or when `cardecrypt lock` says so. It never
 //! starts a transaction, so gpg, ykman and cardecrypt itself use the card as usual.
+//!
+//! `lock` and `card status` talk to it on a Unix socket in the user's private runtime
+//! directory (verified: the user's own, closed to others); nothing trusts a PID.
 
 use std::{
     ffi::CString,
-    os::unix::{fs::DirBuilderExt, process::CommandExt},
+    io::{BufRead, BufReader, Write},
+    os::unix::{
+        net::{UnixListener, UnixStream},
+        process::CommandExt,
+    },
     path::PathBuf,
     process::{Command, Stdio},
     time::Duration,
@@ -20,30 +27,48 @@ use card_backend::CardBackend;
 use super::pcsc_backend::{self, Connect, PcscCard};
 use crate::error::{Error, Result};
 
-fn holder_file(ident: &str) -> PathBuf {
-    crate::paths::runtime_dir().join(format!("unlocked-{}", ident.replace(':', "-")))
+/// The holder's socket for card `ident`, in the user's private runtime directory.
+fn socket_path(ident: &str) -> Result<PathBuf> {
+    let dir = crate::paths::private_runtime_dir().map_err(Error::Other)?;
+    Ok(dir.join(format!("unlocked-{}.sock", ident.replace(':', "-"))))
 }
 
-/// A running holder: its PID and when it lets go (seconds since the epoch).
+/// A running holder: when it lets go (seconds since the epoch).
 pub struct Holder {
-    pub pid: u32,
     pub until: u64,
 }
 
-/// The holder keeping card `ident` unlocked, if one is running.
+/// Asks the holder of `ident` one thing (`status` or `stop`); its one-line answer.
+fn ask(ident: &str, what: &str) -> Option<String> {
+    let path = socket_path(ident).ok()?;
+    let mut stream = UnixStream::connect(path).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(format!("{what}\n").as_bytes()).ok()?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).ok()?;
+    Some(answer.trim().to_string())
+}
+
+/// The holder keeping card `ident` unlocked, if one is running: it answers on its socket.
+/// No PID is read from anywhere, so nothing planted in a file can make us act on another
+/// process.
 pub fn current(ident: &str) -> Option<Holder> {
-    let text = std::fs::read_to_string(holder_file(ident)).ok()?;
-    let mut fields = text.split_whitespace();
-    let pid: u32 = fields.next()?.parse().ok()?;
-    let until: u64 = fields.next()?.parse().ok()?;
-    let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
-    (alive && until > crate::time::now()).then_some(Holder { pid, until })
+    let answer = ask(ident, "status")?;
+    let until: u64 = answer.strip_prefix("until ")?.parse().ok()?;
+    (until > crate::time::now()).then_some(Holder { until })
 }
 
 /// Starts (or renews) a holder for the card `ident` in `reader`.
 pub fn start(reader: &str, ident: &str, keep: Duration) -> Result<()> {
+    // Fails here, with the reason, if the runtime directory is not the user's.
+    socket_path(ident)?;
     stop(ident);
     let exe = std::env::current_exe().map_err(|e| Error::io("cannot find cardecrypt", e))?;
+    // cardecrypt-gpg starts the holder too; the holder is a cardecrypt verb.
+    let exe = match exe.file_name() {
+        Some(n) if n == "cardecrypt-gpg" => exe.with_file_name("cardecrypt"),
+        _ => exe,
+    };
     Command::new(exe)
         .args(["__hold", "--reader", reader, "--ident", ident, "--seconds"])
         .arg(keep.as_secs().to_string())
@@ -58,17 +83,13 @@ pub fn start(reader: &str, ident: &str, keep: Duration) -> Result<()> {
     Ok(())
 }
 
-/// Ends the holder of card `ident`, if any. Returns whether one was running.
+/// Ends the holder of card `ident`, if any, by asking it. Returns whether one was running.
 pub fn stop(ident: &str) -> bool {
-    let Some(holder) = current(ident) else {
-        return false;
-    };
-    let _ = std::fs::remove_file(holder_file(ident));
-    let _ = Command::new("kill").arg(holder.pid.to_string()).status();
-    true
+    ask(ident, "stop").is_some_and(|a| a == "stopping")
 }
 
-/// The holder process itself (`cardecrypt __hold`).
+/// The holder process itself (`cardecrypt __hold`): holds a shared connection and answers
+/// `status` and `stop` on its socket until the time is up or the card is gone.
 pub fn hold(reader: &str, ident: &str, seconds: u64) -> Result<()> {
     let (ctx, _) = pcsc_backend::readers()?;
     let name = CString::new(reader).map_err(|_| Error::Usage("bad reader name".into()))?;
@@ -76,38 +97,54 @@ pub fn hold(reader: &str, ident: &str, seconds: u64) -> Result<()> {
         Connect::Card(card) => card,
         _ => return Err(Error::CardRemoved),
     };
-    let dir = crate::paths::runtime_dir();
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    let until = crate::time::now() + seconds;
-    let file = holder_file(ident);
-    let me = std::process::id();
-    std::fs::write(&file, format!("{me} {until}\n"))
-        .map_err(|e| Error::io(format!("cannot write {}", file.display()), e))?;
-    let reader_c = name;
-    loop {
-        if crate::time::now() >= until {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        let ours = std::fs::read_to_string(&file)
-            .ok()
-            .is_some_and(|t| t.starts_with(&format!("{me} ")));
-        if !ours || !card_present(&ctx, &reader_c) {
-            break;
+    let path = socket_path(ident)?;
+    // A socket nobody answers on is left from a holder that died: ours to replace (the
+    // directory is ours alone).
+    if UnixStream::connect(&path).is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    let listener = UnixListener::bind(&path)
+        .map_err(|e| Error::io(format!("cannot listen on {}", path.display()), e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::io("cannot set up the holder socket", e))?;
+    let until = crate::time::now().saturating_add(seconds);
+    let mut stopped = false;
+    while !stopped && crate::time::now() < until && card_present(&ctx, &name) {
+        match listener.accept() {
+            Ok((stream, _)) => stopped = answer(stream, until),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(200))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
-    if std::fs::read_to_string(&file)
-        .ok()
-        .is_some_and(|t| t.starts_with(&format!("{me} ")))
-    {
-        let _ = std::fs::remove_file(&file);
-    }
+    let _ = std::fs::remove_file(&path);
     drop(card);
     Ok(())
+}
+
+/// Answers one request; returns whether it was `stop`.
+fn answer(stream: UnixStream, until: u64) -> bool {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut request = String::new();
+    let mut reader = BufReader::new(&stream);
+    if reader.read_line(&mut request).is_err() {
+        return false;
+    }
+    let mut stream = &stream;
+    match request.trim() {
+        "stop" => {
+            let _ = stream.write_all(b"stopping\n");
+            true
+        }
+        "status" => {
+            let _ = stream.write_all(format!("until {until}\n").as_bytes());
+            false
+        }
+        _ => false,
+    }
 }
 
 fn card_present(ctx: &::pcsc::Context, reader: &CString) -> bool {

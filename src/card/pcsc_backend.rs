@@ -151,7 +151,10 @@ struct PcscTransaction<'a> {
 
 impl CardTransaction for PcscTransaction<'_> {
     fn transmit(&mut self, cmd: &[u8], buf_size: usize) -> Result<Vec<u8>, SmartcardError> {
-        let mut buf = vec![0; buf_size.max(pcsc::MAX_BUFFER_SIZE_EXTENDED)];
+        // The answer to PSO:DECIPHER is a session key or an ECDH secret: the receive buffer
+        // is wiped when it goes (the returned copy is openpgp-card's to handle).
+        let mut buf =
+            zeroize::Zeroizing::new(vec![0; buf_size.max(pcsc::MAX_BUFFER_SIZE_EXTENDED)]);
         let resp = self.tx.transmit(cmd, &mut buf).map_err(transmit_error)?;
         Ok(resp.to_vec())
     }

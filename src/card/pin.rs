@@ -42,12 +42,30 @@ pub fn read_pin(source: &PinSource) -> Result<Option<SecretString>> {
             format!("cannot read the PIN from file descriptor {n}"),
         ),
     };
-    let mut raw = Zeroizing::new(Vec::new());
-    std::fs::File::open(&path)
-        .and_then(|mut f| f.read_to_end(&mut raw))
-        .map_err(|e| Error::PinUnavailable(format!("{what}: {e}")))?;
-    first_line_pin(&raw, &what).map(Some)
+    // A fixed buffer, read until the first line ends: no growth leaves a copy of the PIN
+    // behind, and what follows the line is not read at all.
+    let mut raw = Zeroizing::new(vec![0u8; MAX_PIN_LINE]);
+    let mut len = 0;
+    let mut file =
+        std::fs::File::open(&path).map_err(|e| Error::PinUnavailable(format!("{what}: {e}")))?;
+    while len < raw.len() && !raw[..len].contains(&b'\n') {
+        match file.read(&mut raw[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::PinUnavailable(format!("{what}: {e}"))),
+        }
+    }
+    if len == raw.len() && !raw.contains(&b'\n') {
+        return Err(Error::PinUnavailable(format!(
+            "{what}: the first line is longer than any PIN"
+        )));
+    }
+    first_line_pin(&raw[..len], &what).map(Some)
 }
+
+/// The longest first line read as a PIN (OpenPGP cards take at most 127 bytes).
+pub const MAX_PIN_LINE: usize = 1024;
 
 /// The PIN in the first line of `raw`, without its line ending; `what` says where it came
 /// from, for the error.

@@ -130,6 +130,31 @@ pub struct HoldArgs {
     pub seconds: u64,
 }
 
+/// Options of the decrypt command given before a subcommand (`cardecrypt --batch mail x`):
+/// they would belong to the top-level decrypt and be silently unused, so they are named in
+/// a usage error instead. Only what was typed counts, not environment defaults.
+pub fn misplaced_options(matches: &clap::ArgMatches) -> Vec<String> {
+    let Some((sub, _)) = matches.subcommand() else {
+        return Vec::new();
+    };
+    let command = <Cli as clap::CommandFactory>::command();
+    command
+        .get_arguments()
+        .filter(|a| !a.is_global_set())
+        .filter(|a| {
+            matches!(
+                matches.value_source(a.get_id().as_str()),
+                Some(clap::parser::ValueSource::CommandLine)
+            )
+        })
+        .map(|a| match a.get_long() {
+            Some(long) => format!("--{long}"),
+            None => a.get_id().to_string(),
+        })
+        .map(|name| format!("{name} (put it after `{sub}`)"))
+        .collect()
+}
+
 /// Every example command line in the `--help` texts (after "Example:" / "Examples:"), with
 /// continuation lines joined and the explanation after two spaces dropped: the tests parse
 /// each one, and the pcscd tier runs those that need no secrets.
@@ -229,6 +254,43 @@ mod tests {
     }
 
     /// Every command a person runs shows an example in its --help.
+    #[test]
+    fn options_before_a_subcommand_are_named_not_dropped() {
+        use clap::CommandFactory;
+        let parse = |args: &[&str]| Cli::command().try_get_matches_from(args).expect("parse");
+        let before = parse(&[
+            "cardecrypt",
+            "--batch",
+            "--pin-file",
+            "PIN",
+            "mail",
+            "m.eml",
+        ]);
+        let named = misplaced_options(&before);
+        assert_eq!(named.len(), 2, "{named:?}");
+        assert!(
+            named[0].contains("--batch") || named[1].contains("--batch"),
+            "{named:?}"
+        );
+        assert!(
+            named.iter().all(|n| n.contains("after `mail`")),
+            "{named:?}"
+        );
+        let after = parse(&[
+            "cardecrypt",
+            "mail",
+            "--batch",
+            "--pin-file",
+            "PIN",
+            "m.eml",
+        ]);
+        assert!(misplaced_options(&after).is_empty());
+        let verbose = parse(&["cardecrypt", "-v", "card", "list"]);
+        assert!(misplaced_options(&verbose).is_empty(), "-v is global");
+        let plain = parse(&["cardecrypt", "--batch", "msg.asc"]);
+        assert!(misplaced_options(&plain).is_empty());
+    }
+
     #[test]
     fn every_help_example_parses() {
         let examples = help_examples();

@@ -555,7 +555,7 @@ impl<R: Read> Read for Tee<R> {
 /// Where plaintext goes.
 pub enum Dest<'d> {
     /// Collected in memory (mail, tests): one pass; the caller drops it on error.
-    Memory(&'d mut Vec<u8>),
+    Memory(&'d mut Zeroizing<Vec<u8>>),
     /// A new or regular file: one pass into an unnamed file linked into place at the end.
     File(crate::output::PendingFile),
     /// A stream: two passes, output only in the second.
@@ -639,7 +639,7 @@ pub fn decrypt(
             None,
             Keys::Ask(keys),
             &mut pass,
-            buf,
+            &mut Wiping(buf),
             &failure,
         ),
         Dest::File(mut pending) => {
@@ -711,19 +711,38 @@ struct Held {
     overflowed: bool,
 }
 
+/// Appends `data` to a plaintext buffer, growing it by hand so that the old buffer is wiped,
+/// not left to the allocator as `Vec`'s own growth would.
+pub(crate) fn push_wiped(buf: &mut Zeroizing<Vec<u8>>, data: &[u8]) {
+    let needed = buf.len() + data.len();
+    if needed > buf.capacity() {
+        let mut bigger = Zeroizing::new(Vec::with_capacity(needed.max(2 * buf.capacity())));
+        bigger.extend_from_slice(buf);
+        *buf = bigger;
+    }
+    buf.extend_from_slice(data);
+}
+
+/// A plaintext buffer as a writer that never leaves an unwiped copy behind.
+pub struct Wiping<'b>(pub &'b mut Zeroizing<Vec<u8>>);
+
+impl Write for Wiping<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        push_wiped(self.0, data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Write for Held {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if !self.overflowed {
             let needed = self.plaintext.len() + data.len();
             if needed <= HELD {
-                if needed > self.plaintext.capacity() {
-                    // Grow by hand so the old buffer is wiped, not left to the allocator.
-                    let mut bigger =
-                        Zeroizing::new(Vec::with_capacity(needed.max(2 * needed.min(HELD / 2))));
-                    bigger.extend_from_slice(&self.plaintext);
-                    self.plaintext = bigger;
-                }
-                self.plaintext.extend_from_slice(data);
+                push_wiped(&mut self.plaintext, data);
             } else {
                 self.overflowed = true;
                 self.plaintext.zeroize();

@@ -217,7 +217,8 @@ fn malformed(what: &str) -> Error {
 
 /// `bytes` with every line ending turned into `newline`.
 fn with_newlines(bytes: &[u8], newline: &[u8]) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(bytes.len()));
+    // At most two bytes out per byte in (LF -> CRLF): no growth, so no unwiped copy.
+    let mut out = Zeroizing::new(Vec::with_capacity(bytes.len() * newline.len().max(1)));
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {

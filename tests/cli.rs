@@ -1,0 +1,102 @@
+//! The command line as a user types it, through the binary, where no card is needed:
+//! options on either side of a subcommand, bounded durations.
+
+use std::process::{Command, Output};
+
+use cardecrypt::error::exit;
+
+fn cardecrypt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cardecrypt"))
+        .args(args)
+        .env("CARDECRYPT_CONFIG", "/nonexistent/cardecrypt-config")
+        .env_remove("CARDECRYPT_CARD")
+        .env_remove("CARDECRYPT_KEEP_UNLOCKED")
+        .output()
+        .expect("run cardecrypt")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn options_before_any_subcommand_are_refused_by_name() {
+    let subcommands: [&[&str]; 6] = [
+        &["mail", "x.eml"],
+        &["card", "list"],
+        &["card", "status"],
+        &["lock"],
+        &["doctor"],
+        &["card", "pin", "change-user"],
+    ];
+    for sub in subcommands {
+        let mut args = vec!["--batch", "--pin-file", "PIN"];
+        args.extend_from_slice(sub);
+        let out = cardecrypt(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(exit::USAGE.into()),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        let text = stderr(&out);
+        assert!(
+            text.contains("--batch") && text.contains("--pin-file") && text.contains(sub[0]),
+            "{args:?}: {text}"
+        );
+    }
+}
+
+#[test]
+fn options_after_the_subcommand_are_used() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mail = dir.path().join("plain.eml");
+    std::fs::write(&mail, "Subject: hi\n\nnot encrypted\n").expect("write");
+    let pin = dir.path().join("pin");
+    std::fs::write(&pin, "123456\n").expect("write");
+    let out = cardecrypt(&[
+        "mail",
+        "--batch",
+        "--pin-file",
+        pin.to_str().expect("utf8"),
+        mail.to_str().expect("utf8"),
+    ]);
+    // Nothing encrypted: written unchanged, exit 9, and no card or PIN needed.
+    assert_eq!(
+        out.status.code(),
+        Some(exit::NOT_ENCRYPTED.into()),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(out.stdout, b"Subject: hi\n\nnot encrypted\n");
+}
+
+#[test]
+fn durations_are_bounded() {
+    for huge in ["10000000000000000h", "25h", "18446744073709551615"] {
+        let out = cardecrypt(&["--keep-unlocked", huge, "msg.asc"]);
+        assert_eq!(
+            out.status.code(),
+            Some(exit::USAGE.into()),
+            "{huge}: {}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config");
+    std::fs::write(&config, "keep-unlocked = 10000000000000000h\n").expect("write");
+    // The config file's value is bounded the same way, and the error names the line.
+    let out = Command::new(env!("CARGO_BIN_EXE_cardecrypt"))
+        .arg("/nonexistent/msg.asc")
+        .env("CARDECRYPT_CONFIG", &config)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(exit::USAGE.into()),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
+}

@@ -1,0 +1,129 @@
+//! Faults and hostile local state, through pcscd: a planted holder file, a runtime directory
+//! others can write, a full filesystem, many decrypts at once, stdout closed early, the card
+//! removed, pcscd gone.
+
+use super::*;
+
+/// The runtime directory the tests give cardecrypt (XDG_RUNTIME_DIR/cardecrypt).
+fn runtime(env: &Env) -> PathBuf {
+    env.path("run").join("cardecrypt")
+}
+
+pub fn planted_holder_state_moves_nothing(env: &Env) {
+    env.import_to_card("cv25519");
+    // A live process of the user, and a file where an old holder kept its PID.
+    let mut victim = Command::new("sleep").arg("30").spawn().expect("sleep");
+    std::fs::create_dir_all(runtime(env)).expect("runtime dir");
+    std::fs::set_permissions(runtime(env), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    for name in ["unlocked-FFFE-0000C0DE", "unlocked-FFFE-0000C0DE.sock"] {
+        std::fs::write(
+            runtime(env).join(name),
+            format!("{} {}\n", victim.id(), u32::MAX),
+        )
+        .expect("plant");
+    }
+    let out = env.cardecrypt(&["lock"], b"");
+    assert_ok(&out, "lock");
+    let status = env.cardecrypt(&["card", "status", "--json"], b"");
+    assert_ok(&status, "status");
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert!(json["kept_unlocked_seconds"].is_null(), "{json}");
+    assert!(
+        victim.try_wait().expect("try_wait").is_none(),
+        "lock killed a process named in a planted file"
+    );
+    let _ = victim.kill();
+    let _ = victim.wait();
+    for name in ["unlocked-FFFE-0000C0DE", "unlocked-FFFE-0000C0DE.sock"] {
+        let _ = std::fs::remove_file(runtime(env).join(name));
+    }
+
+    // A runtime directory others can write: keep-unlocked refuses it, with the reason; the
+    // decrypt itself still succeeds.
+    std::fs::set_permissions(runtime(env), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let message = std::fs::read(data_dir().join("base_seipd1.gpg")).expect("base");
+    let out = env.cardecrypt_with_pin(&["--keep-unlocked", "60s"], &message);
+    std::fs::set_permissions(runtime(env), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    assert_ok(&out, "decrypt");
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("cannot keep the card unlocked") && said.contains("lets others in"),
+        "{said}"
+    );
+    assert!(env.kept_unlocked_seconds().is_none());
+    assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
+}
+
+pub fn full_filesystem_and_closed_stdout_leave_nothing(env: &Env) {
+    env.import_to_card("cv25519");
+    let message = data_dir().join("base_seipd1.gpg");
+    let message = message.to_str().expect("utf8");
+    // /dev/full: written into (never replaced), ENOSPC, exit 7, one line, no panic.
+    let out = env.cardecrypt_with_pin(&["-o", "/dev/full", "--overwrite", message], b"");
+    assert_fails(&out, exit::IO, "No space left");
+    assert_eq!(
+        text(&out.stderr).lines().count(),
+        1,
+        "{}",
+        text(&out.stderr)
+    );
+    let meta = std::fs::metadata("/dev/full").expect("/dev/full");
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_char_device(&meta.file_type()),
+        "/dev/full was replaced"
+    );
+    // Standard output closed before anything is written: no panic, no partial file.
+    let mut child = env
+        .cardecrypt_command()
+        .args([
+            "--batch",
+            "--pin-file",
+            env.path("pin").to_str().expect("utf8"),
+            message,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+pub fn eight_decrypts_at_once_share_the_card(env: &Env) {
+    env.import_to_card("cv25519");
+    let message = data_dir().join("base_seipd1.gpg");
+    let expected = env.cardecrypt_with_pin(&[message.to_str().expect("utf8")], b"");
+    assert_ok(&expected, "one decrypt");
+    let spawn = |extra: &[&str]| {
+        env.cardecrypt_command()
+            .args([
+                "--batch",
+                "--pin-file",
+                env.path("pin").to_str().expect("utf8"),
+            ])
+            .args(extra)
+            .arg(&message)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    for extra in [&[][..], &["--keep-unlocked", "30s"][..]] {
+        let children: Vec<Child> = (0..8).map(|_| spawn(extra)).collect();
+        for child in children {
+            let out = child.wait_with_output().expect("wait");
+            assert_ok(&out, "a concurrent decrypt");
+            assert_eq!(out.stdout, expected.stdout);
+        }
+    }
+    assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
+    // The PIN's retry counter was never spent on a failure.
+    let status = env.cardecrypt(&["card", "status", "--json"], b"");
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(json["pin"]["user_tries"], 3, "{json}");
+}
