@@ -37,4 +37,10 @@ awk '/^test result:/ { p += $4; f += $6 }
        if (binaries > 0) printf ", %d test binaries failed", binaries
        printf "\n"
      }' "$log"
+# Every fuzz target briefly (seeded from tests/data): a regression that crashes is caught.
+# scripts/fuzz.sh SECONDS runs them longer.
+if [ "$status" -eq 0 ]; then
+  echo "==> fuzz targets, ${CARDECRYPT_FUZZ_SECONDS:-15}s each"
+  bash "$here/fuzz.sh" "${CARDECRYPT_FUZZ_SECONDS:-15}" || status=1
+fi
 exit "$status"

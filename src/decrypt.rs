@@ -306,10 +306,7 @@ impl engine::SessionKeys for CardKeys<'_> {
             }
         }
         match &self.options.card {
-            Some(wanted) if selected == 0 => Err(Error::CardNotFound {
-                wanted: wanted.clone(),
-                found: seen,
-            }),
+            Some(wanted) if selected == 0 => Err(card::not_found(self.source, wanted, seen)),
             _ => Err(Error::NoMatchingKey {
                 recipients: pkesks.iter().map(describe_recipient).collect(),
                 cards: seen,

@@ -349,6 +349,17 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(data_dir().join("mail").join(name)).expect("fixture")
 }
 
+/// Found by the `mail` fuzz target: damaged ciphertext whose first read error used to be
+/// followed by another read of sequoia's parser, which panicked. One error, no panic, no
+/// plaintext.
+#[test]
+fn damaged_ciphertext_fails_once_without_a_panic() {
+    let mut cards = Cards::with_key("nistp256");
+    let result = run(&mut cards, &fixture("fuzz-read-after-error.eml"), &[]);
+    let e = result.err().expect("damaged message decrypted");
+    assert_eq!(e.exit_code(), cardecrypt::error::exit::BAD_MESSAGE, "{e}");
+}
+
 /// Messages neomutt 20220429 (Debian) wrote itself, with GPGME and
 /// `crypt_protected_headers_write`: see tests/data/mail/README.md for how they were made.
 #[test]

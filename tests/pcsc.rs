@@ -28,7 +28,35 @@ use faults::*;
 use gpg_front::*;
 
 const VPCD_PORT: u16 = 35963;
+/// vpcd's first slot (port 35963); its second, "Virtual PCD 00 01", listens on 35964.
 const READER: &str = "Virtual PCD 00 00";
+const SECOND_READER: &str = "Virtual PCD 00 01";
+
+/// The vpcd slot the tests' card goes into: the first, or the second when a card (the demo's,
+/// say) already sits in the first of a running pcscd.
+struct Slot {
+    reader: &'static str,
+    port: u16,
+}
+
+static SLOT: std::sync::OnceLock<Slot> = std::sync::OnceLock::new();
+
+fn slot() -> &'static Slot {
+    SLOT.get_or_init(|| Slot {
+        reader: READER,
+        port: VPCD_PORT,
+    })
+}
+
+/// The reader the tests' card is in.
+fn reader_name() -> &'static str {
+    slot().reader
+}
+
+/// Another card shares pcscd with the tests' one: their commands name the test card.
+fn sharing_pcscd() -> bool {
+    slot().port != VPCD_PORT
+}
 
 fn bin_dir() -> PathBuf {
     // target/<profile>/deps/pcsc-<hash> -> target/<profile>
@@ -80,11 +108,21 @@ impl Pcscd {
                  (`systemctl stop pcscd.socket pcscd` or `pkill -x pcscd`) or install \
                  vsmartcard-vpcd and restart it"
             );
-            assert!(
-                !card_present(),
-                "a card is already in the vpcd reader (the demo's? `scripts/demo.sh stop`); \
-                 the tests attach their own virtual card there"
-            );
+            if card_present_in(READER) {
+                // The demo's card, most likely: the second slot is ours.
+                assert!(
+                    readers.iter().any(|r| r == SECOND_READER) && !card_present_in(SECOND_READER),
+                    "both vpcd slots hold a card; stop one (`scripts/demo.sh stop`)"
+                );
+                let _ = SLOT.set(Slot {
+                    reader: SECOND_READER,
+                    port: VPCD_PORT + 1,
+                });
+                eprintln!(
+                    "pcsc tests: a card is in \"{READER}\"; the test card goes into \
+                     \"{SECOND_READER}\", and every command names it"
+                );
+            }
             eprintln!("pcsc tests: reusing the running pcscd");
             return Pcscd {
                 child: None,
@@ -143,10 +181,14 @@ struct VcardProcess {
 }
 
 fn card_present() -> bool {
+    card_present_in(reader_name())
+}
+
+fn card_present_in(reader: &str) -> bool {
     let Ok(ctx) = pcsc::Context::establish(pcsc::Scope::User) else {
         return false;
     };
-    let reader = std::ffi::CString::new(READER).expect("cstring");
+    let reader = std::ffi::CString::new(reader).expect("cstring");
     ctx.connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
         .map(|c| c.disconnect(pcsc::Disposition::LeaveCard))
         .is_ok()
@@ -157,7 +199,7 @@ impl VcardProcess {
         let child = Command::new(vcard_bin())
             .arg("--state")
             .arg(state)
-            .args(["--serial", "0000C0DE", "--port", &VPCD_PORT.to_string()])
+            .args(["--serial", "0000C0DE", "--port", &slot().port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -208,7 +250,7 @@ impl Env {
             .expect("chmod");
         std::fs::write(
             gnupghome.join("scdaemon.conf"),
-            "disable-ccid\npcsc-shared\n",
+            format!("disable-ccid\npcsc-shared\nreader-port {}\n", reader_name()),
         )
         .expect("scdaemon.conf");
         std::fs::write(
@@ -232,18 +274,33 @@ impl Env {
     /// Settings of the person running the tests stay out: caches and the holder's runtime
     /// directory are ours, there is no config file, no card or pinentry or unlock default.
     fn isolate<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        if sharing_pcscd() {
+            cmd.env("CARDECRYPT_CARD", IDENT);
+        } else {
+            cmd.env_remove("CARDECRYPT_CARD");
+        }
         cmd.env("XDG_CACHE_HOME", self.path("cache"))
             .env("XDG_RUNTIME_DIR", self.path("run"))
             .env("CARDECRYPT_CONFIG", self.path("no-config"))
-            .env_remove("CARDECRYPT_CARD")
             .env_remove("CARDECRYPT_KEEP_UNLOCKED")
             .env_remove("PINENTRY_PROGRAM")
     }
 
     /// The same isolation as a prefix for shell command lines (tmux, mutt's commands).
     fn shell_env(&self) -> String {
+        // env takes its -u options before the assignments.
+        let card = if sharing_pcscd() {
+            format!("CARDECRYPT_CARD={IDENT}")
+        } else {
+            "-u CARDECRYPT_CARD".to_string()
+        };
+        let (unset, set) = if sharing_pcscd() {
+            (String::new(), card)
+        } else {
+            (card, String::new())
+        };
         format!(
-            "env -u CARDECRYPT_CARD -u CARDECRYPT_KEEP_UNLOCKED -u PINENTRY_PROGRAM \
+            "env {unset} -u CARDECRYPT_KEEP_UNLOCKED -u PINENTRY_PROGRAM {set} \
              XDG_CACHE_HOME={} XDG_RUNTIME_DIR={} CARDECRYPT_CONFIG={}",
             self.path("cache").display(),
             self.path("run").display(),
@@ -1025,8 +1082,8 @@ fn set_touch_policy(policy: openpgp_card::ocard::data::TouchPolicy) {
         .backends()
         .expect("cards")
         .into_iter()
-        .next()
-        .expect("a card");
+        .find(|(reader, _)| reader == reader_name())
+        .expect("the test card");
     let mut card = openpgp_card::Card::new(backend).expect("open");
     let mut tx = card.transaction().expect("tx");
     let mut admin = tx
@@ -1039,7 +1096,7 @@ fn set_touch_policy(policy: openpgp_card::ocard::data::TouchPolicy) {
 
 fn card_held_exclusively_is_explained(env: &Env) {
     let ctx = pcsc::Context::establish(pcsc::Scope::User).expect("context");
-    let reader = std::ffi::CString::new(READER).expect("cstring");
+    let reader = std::ffi::CString::new(reader_name()).expect("cstring");
     let held = ctx
         .connect(&reader, pcsc::ShareMode::Exclusive, pcsc::Protocols::ANY)
         .expect("exclusive connect");
@@ -1175,7 +1232,7 @@ fn status_pins_and_settings_through_the_cli(env: &Env) {
 
     // The admin PIN through an inherited descriptor.
     let out = run(
-        Command::new("sh")
+        env.isolate(&mut Command::new("sh"))
             .arg("-c")
             .arg("exec \"$CARDECRYPT\" card set --batch --admin-pin-fd 3 url https://example.org/a.asc 3<\"$ADMIN_FILE\"")
             .env("CARDECRYPT", cardecrypt_bin())
@@ -1814,7 +1871,7 @@ fn keep_unlocked_spares_the_pin_until_lock(env: &Env) {
     let home = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         home.path().join("scdaemon.conf"),
-        "disable-ccid\npcsc-shared\n",
+        format!("disable-ccid\npcsc-shared\nreader-port {}\n", reader_name()),
     )
     .expect("conf");
     let status = run(
@@ -1898,7 +1955,8 @@ fn doctor_explains_the_setup(env: &Env) {
     assert!(report.contains("ok    pcscd is running"), "{report}");
     assert!(
         report.contains(&format!(
-            "card {IDENT} in \"{READER}\": decryption key F871B553"
+            "card {IDENT} in \"{}\": decryption key F871B553",
+            reader_name()
         )),
         "{report}"
     );
@@ -1926,7 +1984,7 @@ fn card_list_shows_ident_reader_and_key(env: &Env) {
     assert_ok(&out, "card list");
     let line = text(&out.stdout);
     assert!(line.contains(IDENT), "{line}");
-    assert!(line.contains(READER), "{line}");
+    assert!(line.contains(reader_name()), "{line}");
     assert!(
         line.contains("F871B55303AEC7827FCF3EDE7BC04DD0BECCEA44"),
         "{line}"
@@ -1939,7 +1997,12 @@ fn no_card_and_no_pcscd_are_explained(env: &Env, vcard: &mut Option<VcardProcess
     }
     let message = std::fs::read(data_dir().join("base_seipd1.gpg")).expect("base");
     let out = env.cardecrypt(&["--batch"], &message);
-    assert_fails(&out, exit::NO_CARD, "no OpenPGP card found");
+    if sharing_pcscd() {
+        // The other card is still there: the named test card is what is missing.
+        assert_fails(&out, exit::NO_CARD, &format!("card {IDENT} not found"));
+    } else {
+        assert_fails(&out, exit::NO_CARD, "no OpenPGP card found");
+    }
     *vcard = Some(VcardProcess::start(&env.state));
 
     let out = run(

@@ -31,6 +31,24 @@ pub type Backend = Box<dyn CardBackend + Send + Sync>;
 pub trait CardSource {
     /// Every card present, each with the name of its reader.
     fn backends(&mut self) -> Result<Vec<(String, Backend)>>;
+
+    /// Readers whose card another program holds exclusively: when the card asked for is
+    /// not among [`backends`](Self::backends), it may be that one.
+    fn busy_readers(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The error for a `--card` that is not among the cards present: "in use" when a reader is
+/// held exclusively (the card may be in it), else "not found".
+pub fn not_found(source: &mut dyn CardSource, wanted: &str, found: Vec<String>) -> Error {
+    match source.busy_readers().into_iter().next() {
+        Some(reader) => Error::CardBusy { reader },
+        None => Error::CardNotFound {
+            wanted: wanted.to_string(),
+            found,
+        },
+    }
 }
 
 /// The cards pcscd sees.
@@ -64,6 +82,22 @@ impl CardSource for PcscSource {
             }),
             _ => Ok(cards),
         }
+    }
+
+    fn busy_readers(&mut self) -> Vec<String> {
+        let Ok((ctx, readers)) = pcsc_backend::readers() else {
+            return Vec::new();
+        };
+        readers
+            .iter()
+            .filter(|r| {
+                matches!(
+                    pcsc_backend::PcscCard::connect(&ctx, r),
+                    Ok(pcsc_backend::Connect::Busy)
+                )
+            })
+            .map(|r| r.to_string_lossy().into_owned())
+            .collect()
     }
 }
 

@@ -132,6 +132,8 @@ pub struct AeadReader<R> {
     index: u64,
     total: u64,
     done: bool,
+    /// An error was returned: every later read fails too.
+    poisoned: bool,
     failure: Failure,
 }
 
@@ -208,6 +210,7 @@ impl<R: Read> AeadReader<R> {
             index: 0,
             total: 0,
             done: false,
+            poisoned: false,
             failure,
         })
     }
@@ -304,11 +307,18 @@ impl<R: Read> AeadReader<R> {
 
 impl<R: Read> Read for AeadReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.poisoned {
+            return Err(super::poisoned());
+        }
         while self.at == self.plain.len() {
             if self.done {
                 return Ok(0);
             }
-            self.next_chunk()?;
+            if let Err(e) = self.next_chunk() {
+                // Sticky, as in SEIPD v1: no read after an error succeeds.
+                self.poisoned = true;
+                return Err(e);
+            }
         }
         let n = out.len().min(self.plain.len() - self.at);
         out[..n].copy_from_slice(&self.plain[self.at..self.at + n]);

@@ -172,9 +172,10 @@ fn run_pass(
             .unwrap_or_else(|| Error::io("cannot read the message", e))
     })?;
     let result = decrypt_packets(Box::new(binary), armored, keys, pass, out, failure);
+    // An error any layer recorded fails the pass, even if a layer above swallowed it.
     match (failure.take(), result) {
-        (Some(e), Err(_)) => Err(e),
-        (_, r) => r,
+        (Some(e), _) => Err(e),
+        (None, r) => r,
     }
 }
 
@@ -484,6 +485,14 @@ fn copy_authenticated(
         written += n as u64;
     }
     Ok(written)
+}
+
+/// What a decrypting reader returns after it failed once.
+pub(crate) fn poisoned() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "the encrypted data failed to decrypt or authenticate",
+    )
 }
 
 pub(crate) fn io_error_chain(e: &io::Error) -> String {

@@ -32,6 +32,10 @@ pub struct SeipdV1Reader<R> {
     carry_len: usize,
     eof: bool,
     authenticated: bool,
+    /// An error was returned: every later read fails too. Nothing above may take a retry
+    /// for an end of data (which would pass unauthenticated bytes), and sequoia's packet
+    /// parser must not be read again after an error (it panics: "body_hash is None").
+    poisoned: bool,
     /// `false` in pass 2 of a stream: the same ciphertext already passed the MDC in pass 1
     /// (the input is checked block by block), so SHA-1 is not run again.
     check: bool,
@@ -54,6 +58,7 @@ impl<R: Read> SeipdV1Reader<R> {
             carry_len: 0,
             eof: false,
             authenticated: false,
+            poisoned: false,
             check,
             failure,
         }
@@ -139,11 +144,17 @@ impl<R: Read> SeipdV1Reader<R> {
 
 impl<R: Read> Read for SeipdV1Reader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.poisoned {
+            return Err(super::poisoned());
+        }
         while self.ready() == 0 {
-            if self.eof {
+            if self.eof && self.authenticated {
                 return Ok(0);
             }
-            self.refill()?;
+            if let Err(e) = self.refill() {
+                self.poisoned = true;
+                return Err(e);
+            }
         }
         let n = out.len().min(self.ready());
         out[..n].copy_from_slice(&self.data[self.start..self.start + n]);

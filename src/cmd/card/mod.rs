@@ -134,10 +134,7 @@ pub fn open_one(
         Some(w) => idents
             .iter()
             .position(|i| card::ident_matches(i, w))
-            .ok_or_else(|| Error::CardNotFound {
-                wanted: w.to_string(),
-                found: idents.clone(),
-            })?,
+            .ok_or_else(|| card::not_found(source, w, idents.clone()))?,
         None if idents.len() == 1 => 0,
         None => {
             return Err(Error::Usage(format!(

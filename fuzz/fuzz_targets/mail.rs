@@ -1,0 +1,33 @@
+//! `cardecrypt mail`'s MIME rewriting: PGP/MIME, inline blocks, header protection, on any
+//! bytes; encrypted pieces go through the engine with software keys.
+#![no_main]
+
+use cardecrypt::{
+    decrypt::Report,
+    engine::{self, Dest, Facts, Input, Settings},
+    mail::message,
+};
+use cardecrypt_fuzz::SoftKeys;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let mut decrypt = |armored: &[u8]| {
+        let settings = Settings {
+            spool_dir: None,
+            signer_certs: Vec::new(),
+            unwrap: false,
+        };
+        let mut plaintext = zeroize::Zeroizing::new(Vec::new());
+        let mut facts = Facts::default();
+        let input = Input::Stream(Box::new(std::io::Cursor::new(armored.to_vec())));
+        engine::decrypt(
+            input,
+            Dest::Memory(&mut plaintext),
+            &mut SoftKeys,
+            &settings,
+            &mut facts,
+        )?;
+        Ok((plaintext, Report::default()))
+    };
+    let _ = message::decrypt_message(data, &mut decrypt, &[]);
+});
