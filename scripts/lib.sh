@@ -27,6 +27,24 @@ install_packages() {
   fi
 }
 
+# OpenPGP.js, for tests that need messages and keys from another implementation: installed
+# from the npm registry into target/openpgpjs (not the system), with Node.js from Debian if
+# the machine has none. Prints the path of its ESM build for OPENPGPJS.
+OPENPGPJS_VERSION=6.3.2
+install_openpgpjs() {
+  local top=$1 dir="$1/target/openpgpjs"
+  if ! command -v npm >/dev/null; then
+    as_root apt-get update -qq >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  local entry="$dir/node_modules/openpgp/dist/node/openpgp.mjs"
+  if [ ! -f "$entry" ]; then
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --silent --no-audit --no-fund "openpgp@$OPENPGPJS_VERSION" >/dev/null
+  fi
+  echo "$entry"
+}
+
 VPCD_DRIVER=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
 VPCD_READER="Virtual PCD 00 00"
 

@@ -11,6 +11,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 cd "$(dirname "$here")"
 
 install_packages
+OPENPGPJS=$(install_openpgpjs "$(dirname "$here")")
+export OPENPGPJS
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -77,6 +77,8 @@ pub struct Report {
     pub weak_cipher: Option<&'static str>,
     /// The container was GnuPG's OCB Encrypted Data packet (tag 20).
     pub librepgp: bool,
+    /// Compression algorithm id inside, if the message was compressed.
+    pub compression: Option<u8>,
 }
 
 impl Report {
@@ -230,6 +232,7 @@ pub fn decrypt_to(
     report.signatures = facts.signatures;
     report.weak_cipher = facts.weak_cipher;
     report.librepgp = facts.librepgp;
+    report.compression = facts.compression;
     result
 }
 

@@ -28,6 +28,7 @@ pub mod engine;
 pub mod error;
 pub mod gpg;
 pub mod gpg_status;
+pub mod inspect;
 pub mod lenient;
 pub mod mail;
 pub mod output;
@@ -71,6 +72,7 @@ pub fn run(cli: cli::Cli) -> Result<Done> {
         Some(cli::Command::Lock(card)) => success(cmd::card::lock(card.card.as_deref())),
         Some(cli::Command::Mail(args)) => cmd::mail::run(&args, cli.verbose),
         Some(cli::Command::Doctor) => success(cmd::doctor::run()),
+        Some(cli::Command::Inspect(args)) => success(cmd::inspect::run(&args, cli.verbose)),
         Some(cli::Command::GpgShim(c)) => success(cmd::gpg_shim::run(c)),
         Some(cli::Command::Completions { shell }) => {
             success(cmd::docs::completions(shell, &mut std::io::stdout()))

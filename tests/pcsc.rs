@@ -2095,6 +2095,7 @@ fn main() {
         env(planted_holder_state_moves_nothing),
         env(full_filesystem_and_closed_stdout_leave_nothing),
         env(eight_decrypts_at_once_share_the_card),
+        env(inspect_names_the_card_and_describes_the_inside),
         card(state_survives_a_restart_of_the_virtual_card),
         env(factory_reset_needs_the_card_named),
         // Last: it stops the virtual card.

@@ -64,6 +64,21 @@ pub enum Command {
   cardecrypt mail --signer-certs contacts.pgp ~/Maildir/cur/1700000000.M1.host:2,S")]
     Mail(MailArgs),
 
+    /// Show what a message or email reveals to anyone holding it, and what only the card opens
+    ///
+    /// Without --decrypt no card, PIN or pcscd is needed: recipients (and whether a present
+    /// card holds one of their keys), the encryption container, armor headers, sizes; for a
+    /// whole email also the header fields in the clear, the Received: path, the mail client,
+    /// and the parts outside the encryption. With --decrypt the card decrypts as usual and
+    /// the inside is described (cipher, compression, file name, signatures, protected
+    /// headers, structure), never the body text.
+    #[command(after_help = "Examples:
+  cardecrypt inspect message.asc
+  cardecrypt inspect mail.eml
+  cardecrypt inspect --decrypt mail.eml
+  cardecrypt inspect --json message.asc")]
+    Inspect(InspectArgs),
+
     /// Check pcscd, readers, cards, PIN counters, udev rules and mail client settings
     #[command(after_help = "Example:\n  cardecrypt doctor")]
     Doctor,
@@ -117,6 +132,26 @@ pub struct GpgShimArgs {
     /// The directory for the links
     #[arg(long, value_name = "DIR")]
     pub dir: Option<std::path::PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// The message (OpenPGP, armored or binary) or email (RFC 5322); standard input when
+    /// absent
+    pub file: Option<std::path::PathBuf>,
+    /// Also decrypt with the card and describe the inside (never the body text)
+    #[arg(long)]
+    pub decrypt: bool,
+    /// Versioned JSON for scripts (see the README)
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub card: CardArgs,
+    #[command(flatten)]
+    pub pin: PinArgs,
+    /// With --decrypt: check signatures against the certificates in FILE (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub signer_certs: Vec<std::path::PathBuf>,
 }
 
 /// The unlock holder's arguments (cardecrypt starts it itself).

@@ -57,9 +57,9 @@ pub fn run() -> Result<()> {
                 "FAIL"
             }
         };
-        println!("{tag}  {}", f.what);
+        super::print(&format!("{tag}  {}\n", f.what))?;
         if let Some(fix) = &f.fix {
-            println!("      fix: {fix}");
+            super::print(&format!("      fix: {fix}\n"))?;
         }
     }
     if failed {

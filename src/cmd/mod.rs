@@ -5,12 +5,23 @@ pub mod decrypt;
 pub mod docs;
 pub mod doctor;
 pub mod gpg_shim;
+pub mod inspect;
 pub mod mail;
 
 use crate::{
     card::pin::{PinPolicy, PinSource},
     cli::PinArgs,
 };
+
+/// Writes a command's report to standard output. Not `println!`: that panics when the
+/// reader went away (`| head`); here it is an error, which `main` turns into exit 0.
+pub(crate) fn print(text: &str) -> crate::error::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| crate::error::Error::io("cannot write to standard output", e))
+}
 
 pub(crate) fn pin_policy(args: &PinArgs, passphrase_fd: Option<i32>) -> PinPolicy {
     let source = match (&args.pin_file, args.pin_fd.or(passphrase_fd)) {

@@ -97,6 +97,8 @@ pub struct Facts {
     pub signatures: Vec<SignatureCheck>,
     /// The cipher is old; this says which and why.
     pub weak_cipher: Option<&'static str>,
+    /// The compression algorithm id of the first compressed data packet inside.
+    pub compression: Option<u8>,
 }
 
 /// A session key found in pass 1, kept for pass 2.
@@ -531,6 +533,9 @@ impl VerificationHelper for InnerHelper<'_> {
     }
 
     fn inspect(&mut self, pp: &PacketParser<'_>) -> openpgp::Result<()> {
+        if let Packet::CompressedData(c) = &pp.packet {
+            self.facts.compression.get_or_insert(u8::from(c.algo()));
+        }
         if let Packet::Literal(l) = &pp.packet {
             let date = l.date().map_or(0, |d| crate::time::to_secs(d) as u32);
             self.facts.literal = Some((

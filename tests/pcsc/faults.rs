@@ -127,3 +127,30 @@ pub fn eight_decrypts_at_once_share_the_card(env: &Env) {
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(json["pin"]["user_tries"], 3, "{json}");
 }
+
+/// `cardecrypt inspect` through pcscd: the card holding a recipient's key is named (no PIN
+/// for that), and `--decrypt` describes the inside without showing it.
+pub fn inspect_names_the_card_and_describes_the_inside(env: &Env) {
+    env.import_to_card("cv25519");
+    let message = data_dir().join("base_seipd1.gpg");
+    let plain = std::fs::read_to_string(data_dir().join("plain.txt")).expect("plain");
+    let out = env.cardecrypt(&["inspect", message.to_str().expect("utf8")], b"");
+    assert_ok(&out, "inspect");
+    let flat = |b: &[u8]| text(b).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat(&out.stdout).contains(&format!("your card {IDENT} holds it")),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = env.cardecrypt_with_pin(
+        &["inspect", "--decrypt", message.to_str().expect("utf8")],
+        b"",
+    );
+    assert_ok(&out, "inspect --decrypt");
+    let shown = text(&out.stdout);
+    assert!(shown.contains("Only the card holder can see:"), "{shown}");
+    assert!(
+        !shown.contains(plain.trim()),
+        "inspect showed the plaintext:\n{shown}"
+    );
+}

@@ -29,7 +29,7 @@ pub fn run(command: CardCommand, verbose: bool) -> Result<()> {
     match command {
         CardCommand::List => {
             for line in list(source, verbose)? {
-                println!("{line}");
+                super::print(&format!("{line}\n"))?;
             }
             Ok(())
         }
@@ -41,9 +41,9 @@ pub fn run(command: CardCommand, verbose: bool) -> Result<()> {
             if json {
                 let text = serde_json::to_string_pretty(&status)
                     .map_err(|e| Error::Other(e.to_string()))?;
-                println!("{text}");
+                super::print(&format!("{text}\n"))?;
             } else {
-                print!("{}", status.to_text());
+                super::print(&status.to_text())?;
             }
             Ok(())
         }

@@ -1,0 +1,108 @@
+//! `cardecrypt inspect [FILE]`: what a message or email reveals.
+
+use std::io::Read;
+
+use crate::{
+    card::{self, link::ApduCounter, CardInfo, PcscSource},
+    cli::InspectArgs,
+    config::Config,
+    decrypt::{self, DecryptOptions},
+    error::{Error, Result},
+    inspect,
+    mail::message,
+    prompt::Prompter,
+    verify,
+};
+
+pub fn run(args: &InspectArgs, verbose: bool) -> Result<()> {
+    let mut input = Vec::new();
+    match &args.file {
+        Some(path) => std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut input))
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?,
+        None => std::io::stdin()
+            .lock()
+            .read_to_end(&mut input)
+            .map_err(|e| Error::io("cannot read the message", e))?,
+    };
+    let mut inspection = inspect::outside(&input, &card_keys())?;
+    if args.decrypt {
+        decrypt_inside(args, verbose, &input, &mut inspection)?;
+    }
+    if args.json {
+        let text =
+            serde_json::to_string_pretty(&inspection).map_err(|e| Error::Other(e.to_string()))?;
+        super::print(&format!("{text}\n"))?;
+    } else {
+        super::print(&inspect::render(&inspection))?;
+    }
+    Ok(())
+}
+
+/// The cards present and their decryption keys, read without a PIN; `None` when pcscd
+/// cannot be asked (inspect works without it).
+fn card_keys() -> inspect::CardKeys {
+    let counter = ApduCounter::default();
+    let cards = card::open_all(&mut PcscSource, &counter, false).ok()?;
+    let mut keys = Vec::new();
+    for mut open in cards {
+        let Ok(mut tx) = open.card.transaction() else {
+            continue;
+        };
+        if let Ok(info) = CardInfo::read(&mut tx) {
+            if let Some(slot) = &info.decryption {
+                let hex: String = slot
+                    .fingerprint
+                    .as_bytes()
+                    .iter()
+                    .map(|b| format!("{b:02X}"))
+                    .collect();
+                keys.push((info.ident, hex));
+            }
+        }
+    }
+    Some(keys)
+}
+
+fn decrypt_inside(
+    args: &InspectArgs,
+    verbose: bool,
+    input: &[u8],
+    inspection: &mut inspect::Inspection,
+) -> Result<()> {
+    let config = Config::load()?;
+    let mut keyrings = config.signer_certs.clone();
+    keyrings.extend(args.signer_certs.iter().cloned());
+    let options = DecryptOptions {
+        card: args.card.card.clone(),
+        pin: super::pin_policy(&args.pin, None),
+        trace: verbose,
+        key_cache: crate::card::pubkey::default_cache_dir(),
+        signer_certs: verify::load_certs(&keyrings)?,
+        spool_dir: None,
+        unwrap: false,
+    };
+    let mut ui = Prompter {
+        pinentry: config.pinentry.clone(),
+        ..Prompter::default()
+    };
+    if inspection.kind == "email" {
+        let mut lengths = Vec::new();
+        let outcome = {
+            let mut one = |armored: &[u8]| {
+                let (plain, report) =
+                    decrypt::decrypt(&mut &armored[..], &mut PcscSource, &mut ui, &options)?;
+                lengths.push(plain.len() as u64);
+                Ok((plain, report))
+            };
+            message::decrypt_message(input, &mut one, &options.signer_certs)?
+        };
+        let reports: Vec<_> = outcome.reports.into_iter().zip(lengths).collect();
+        inspect::add_inside(inspection, &reports, Some(&outcome.message));
+    } else {
+        let (plain, report) =
+            decrypt::decrypt(&mut &input[..], &mut PcscSource, &mut ui, &options)?;
+        inspect::add_inside(inspection, &[(report, plain.len() as u64)], None);
+    }
+    Ok(())
+}

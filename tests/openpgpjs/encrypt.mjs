@@ -1,0 +1,34 @@
+// Encrypts standard input with OpenPGP.js to the armored public keys named on the command
+// line: `node encrypt.mjs v2|v1 armored|binary KEY...`; or makes a key (`genkey`). v2 is SEIPD v2 with OCB (RFC 9580),
+// as OpenPGP.js writes it with aeadProtect. Used by the tests to get messages from another
+// implementation at test time; OpenPGP.js itself is installed by scripts/test.sh.
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+
+// OPENPGPJS: the path of OpenPGP.js's ESM build (node_modules/openpgp/dist/node/openpgp.mjs).
+const openpgp = await import(pathToFileURL(process.env.OPENPGPJS).href);
+
+const [version, format, ...keyFiles] = process.argv.slice(2);
+if (version === 'genkey') {
+  // `node encrypt.mjs genkey SECRET_OUT PUBLIC_OUT`: a v4 Curve25519 key whose features
+  // announce SEIPD v2, as OpenPGP.js makes it with aeadProtect.
+  const { writeFileSync } = await import('node:fs');
+  const { privateKey, publicKey } = await openpgp.generateKey({
+    userIDs: [{ name: 'OpenPGP.js test', email: 'ojs@cardecrypt.test' }],
+    format: 'armored',
+    config: { aeadProtect: true },
+  });
+  writeFileSync(format, privateKey);
+  writeFileSync(keyFiles[0], publicKey);
+  process.exit(0);
+}
+const encryptionKeys = await Promise.all(
+  keyFiles.map((f) => openpgp.readKey({ armoredKey: readFileSync(f, 'utf8') })));
+const chunks = [];
+for await (const chunk of process.stdin) chunks.push(chunk);
+const message = await openpgp.createMessage({ binary: new Uint8Array(Buffer.concat(chunks)) });
+const config = version === 'v2'
+  ? { aeadProtect: true, preferredAEADAlgorithm: openpgp.enums.aead.ocb }
+  : { aeadProtect: false };
+const out = await openpgp.encrypt({ message, encryptionKeys, format: format === 'binary' ? 'binary' : 'armored', config });
+process.stdout.write(format === 'binary' ? Buffer.from(out) : out);
