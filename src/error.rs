@@ -77,6 +77,9 @@ pub enum Error {
     /// The message is corrupt, truncated or was tampered with.
     #[error("message cannot be decrypted safely: {0}")]
     BadMessage(String),
+    /// The packets do not follow the OpenPGP format (an encoder's bug more often than damage).
+    #[error("message cannot be decrypted safely: it is not well-formed OpenPGP ({0})")]
+    Malformed(String),
     /// The message uses a format or algorithm cardecrypt does not decrypt (not damage).
     #[error("cannot decrypt this message: {0} is not supported")]
     Unsupported(String),
@@ -141,9 +144,8 @@ impl Error {
             | CardRemoved => exit::NO_CARD,
             NoMatchingKey { .. } | PasswordOnly | KeyMismatch(_) => exit::NO_KEY,
             PinUnavailable(_) | WrongPin { .. } | PinBlocked | LastPinTry => exit::PIN,
-            NotOpenPgp(_) | BadMessage(_) | Unsupported(_) | NoIntegrity | Unencrypted => {
-                exit::BAD_MESSAGE
-            }
+            NotOpenPgp(_) | BadMessage(_) | Malformed(_) | Unsupported(_) | NoIntegrity
+            | Unencrypted => exit::BAD_MESSAGE,
             InputChanged => exit::IO,
             Io { .. } => exit::IO,
             Card(_) => exit::CARD,
@@ -204,6 +206,10 @@ impl Error {
             BadMessage(_) => {
                 "the message was damaged or altered; ask the sender to send it again".into()
             }
+            Malformed(_) => "the program that made it wrote packets the OpenPGP format does \
+                             not allow (or it was damaged on the way): ask the sender which \
+                             program they use, and to send it again"
+                .into(),
             Unsupported(_) => "ask the sender to encrypt with a current OpenPGP program \
                                (AES with SEIPD v1 or v2)"
                 .into(),

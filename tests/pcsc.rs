@@ -2096,6 +2096,7 @@ fn main() {
         env(full_filesystem_and_closed_stdout_leave_nothing),
         env(eight_decrypts_at_once_share_the_card),
         env(inspect_names_the_card_and_describes_the_inside),
+        env(the_holder_keeps_no_descriptor_of_the_caller),
         card(state_survives_a_restart_of_the_virtual_card),
         env(factory_reset_needs_the_card_named),
         // Last: it stops the virtual card.

@@ -69,7 +69,19 @@ pub fn start(reader: &str, ident: &str, keep: Duration) -> Result<()> {
         Some(n) if n == "cardecrypt-gpg" => exe.with_file_name("cardecrypt"),
         _ => exe,
     };
-    Command::new(exe)
+    // The holder outlives us: it must not keep the caller's descriptors open (GPGME waits
+    // for EOF on the status and data pipes it gave us, mutt on stdout). Descriptors
+    // inherited without close-on-exec are closed by bash before it becomes the holder;
+    // std closes only 0-2 (to /dev/null below).
+    let close: String = inherited_descriptors()
+        .iter()
+        .map(|fd| format!("exec {fd}>&-; "))
+        .collect();
+    // bash, not sh: dash's redirections take only one-digit descriptors.
+    Command::new("/bin/bash")
+        .arg("-c")
+        .arg(format!("{close}exec \"$0\" \"$@\""))
+        .arg(exe)
         .args(["__hold", "--reader", reader, "--ident", ident, "--seconds"])
         .arg(keep.as_secs().to_string())
         .stdin(Stdio::null())
@@ -81,6 +93,18 @@ pub fn start(reader: &str, ident: &str, keep: Duration) -> Result<()> {
         .spawn()
         .map_err(|e| Error::io("cannot start the unlock holder", e))?;
     Ok(())
+}
+
+/// Open descriptors above 2 of this process (some are ours with close-on-exec; closing those
+/// in the shell is harmless).
+fn inherited_descriptors() -> Vec<u32> {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|fd| *fd > 2)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Ends the holder of card `ident`, if any, by asking it. Returns whether one was running.

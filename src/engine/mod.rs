@@ -205,6 +205,16 @@ fn parse_error(armored: bool, e: &anyhow::Error) -> Error {
     if !armored && text.contains("Invalid CTB") {
         Error::NotOpenPgp("no OpenPGP data found".into())
     } else {
+        malformed_or_damaged(text)
+    }
+}
+
+/// Sequoia's words for a message that breaks the format's grammar ("Malformed ...") are
+/// that, not damage; anything else it reports is.
+fn malformed_or_damaged(text: String) -> Error {
+    if text.contains("Malformed") {
+        Error::Malformed(text)
+    } else {
         Error::BadMessage(text)
     }
 }
@@ -426,7 +436,7 @@ fn inner_message(
     let inner_error = |e: anyhow::Error| {
         failure
             .take()
-            .unwrap_or_else(|| Error::BadMessage(anyhow_chain(&e)))
+            .unwrap_or_else(|| malformed_or_damaged(anyhow_chain(&e)))
     };
     let mut verifier = VerifierBuilder::from_reader(&mut decrypted)
         .map(|b| b.buffer_size(VERIFIER_BUFFER).mapping(false))
@@ -442,7 +452,7 @@ fn inner_message(
             Err(e) => {
                 return Err(failure
                     .take()
-                    .unwrap_or_else(|| Error::BadMessage(io_error_chain(&e))))
+                    .unwrap_or_else(|| malformed_or_damaged(io_error_chain(&e))))
             }
         };
         out.write_all(&buf[..n])
@@ -458,7 +468,7 @@ fn inner_message(
     io::copy(&mut decrypted, &mut io::sink()).map_err(|e| {
         failure
             .take()
-            .unwrap_or_else(|| Error::BadMessage(io_error_chain(&e)))
+            .unwrap_or_else(|| malformed_or_damaged(io_error_chain(&e)))
     })?;
     Ok(written)
 }
@@ -479,7 +489,7 @@ fn copy_authenticated(
             Err(e) => {
                 return Err(failure
                     .take()
-                    .unwrap_or_else(|| Error::BadMessage(io_error_chain(&e))))
+                    .unwrap_or_else(|| malformed_or_damaged(io_error_chain(&e))))
             }
         };
         out.write_all(&buf[..n])

@@ -102,7 +102,11 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
     let pin_announced = asked_by_caller && ui.loopback.as_ref().is_some_and(|l| l.asked);
     let inner = match result {
         Ok(inner) => inner,
-        Err(e) if not_for_a_card(&e) => return forward(call, args, &message, real_gpg),
+        // No card was involved: whatever stopped us (not for a card, a password, an
+        // algorithm or quirk we refuse), the real gpg gets the message and decides.
+        Err(e) if not_for_a_card(&e) || report.card.is_empty() => {
+            return forward(call, args, &message, real_gpg)
+        }
         Err(e) => return fail(call, &report, &e),
     };
     keep_unlocked(config, &report);

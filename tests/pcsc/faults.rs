@@ -154,3 +154,35 @@ pub fn inspect_names_the_card_and_describes_the_inside(env: &Env) {
         "inspect showed the plaintext:\n{shown}"
     );
 }
+
+/// The unlock holder outlives cardecrypt but must not hold the caller's pipes: a mail
+/// client reading the status descriptor to its end would wait for the holder's time.
+pub fn the_holder_keeps_no_descriptor_of_the_caller(env: &Env) {
+    env.import_to_card("cv25519");
+    let message = data_dir().join("base_seipd1.gpg");
+    // The status lines on descriptor 15 (two digits, as GPGME may use), into a pipe whose
+    // reader (cat) ends only when every writer closed it.
+    let out = run(
+        env.isolate(&mut Command::new("bash"))
+            .arg("-c")
+            .arg(
+                "\"$0\" --keep-unlocked 120s --batch --pin-file \"$1\" --status-fd 15 \"$2\" \
+                 15>&1 >/dev/null | cat",
+            )
+            .arg(cardecrypt_bin())
+            .arg(env.path("pin"))
+            .arg(&message),
+        b"",
+    );
+    assert_ok(&out, "decrypt with keep-unlocked, status into a pipe");
+    assert!(
+        text(&out.stdout).contains("DECRYPTION_OKAY"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        env.kept_unlocked_seconds().is_some(),
+        "the holder did not start"
+    );
+    assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
+}
