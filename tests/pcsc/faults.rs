@@ -186,3 +186,64 @@ pub fn the_holder_keeps_no_descriptor_of_the_caller(env: &Env) {
     );
     assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
 }
+
+/// gpg (scdaemon in shared mode) and cardecrypt decrypt on the same card at the same time:
+/// every one of them gets its plaintext, and no PIN try is lost.
+pub fn gpg_and_cardecrypt_share_the_card_at_once(env: &Env) {
+    env.import_to_card("cv25519");
+    let pubkey = data_dir().join("keys/cv25519.pub.asc");
+    assert_ok(
+        &env.gpg(&["--import", pubkey.to_str().expect("utf8")], b""),
+        "import",
+    );
+    assert_ok(&env.gpg(&["--card-status"], b""), "gpg --card-status");
+    let enc = env.gpg(
+        &["-e", "-r", "cv25519@cardecrypt.test"],
+        b"at the same time\n",
+    );
+    assert_ok(&enc, "gpg -e");
+    let message = env.path("concurrent.gpg");
+    std::fs::write(&message, &enc.stdout).expect("write");
+    let ours: Vec<Child> = (0..3)
+        .map(|_| {
+            env.cardecrypt_command()
+                .args([
+                    "--batch",
+                    "--pin-file",
+                    env.path("pin").to_str().expect("utf8"),
+                ])
+                .arg(&message)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn cardecrypt")
+        })
+        .collect();
+    let theirs: Vec<Child> = (0..2)
+        .map(|_| {
+            Command::new("gpg")
+                .arg("--homedir")
+                .arg(&env.gnupghome)
+                .args(["--batch", "--no-tty", "--pinentry-mode", "loopback"])
+                .args(["--passphrase", USER_PIN, "-d"])
+                .arg(&message)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn gpg")
+        })
+        .collect();
+    for (who, child) in ours
+        .into_iter()
+        .map(|c| ("cardecrypt", c))
+        .chain(theirs.into_iter().map(|c| ("gpg", c)))
+    {
+        let out = child.wait_with_output().expect("wait");
+        assert_ok(&out, &format!("{who} while the other decrypts"));
+        assert_eq!(out.stdout, b"at the same time\n", "{who}");
+    }
+    env.stop_gpg();
+    let status = env.cardecrypt(&["card", "status", "--json"], b"");
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(json["pin"]["user_tries"], 3, "{json}");
+}
