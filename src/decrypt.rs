@@ -49,6 +49,8 @@ pub struct DecryptOptions {
     pub spool_dir: Option<PathBuf>,
     /// Output the decrypted packet stream instead of the literal data (gpg's `--unwrap`).
     pub unwrap: bool,
+    /// Where to report the progress of a large file (the CLI draws it on a terminal).
+    pub progress: Option<std::sync::Arc<engine::ProgressFn>>,
 }
 
 /// What happened, filled in as decryption proceeds (so a failure still tells how far it
@@ -215,6 +217,7 @@ pub fn decrypt_to(
         spool_dir: options.spool_dir.clone(),
         signer_certs: options.signer_certs.clone(),
         unwrap: options.unwrap,
+        progress: options.progress.clone(),
     };
     let mut keys = CardKeys {
         source,

@@ -391,3 +391,71 @@ fn garbage_is_not_openpgp_but_a_broken_packet_is_a_bad_message() {
     let err = decrypts(&[0xc1, 0x00]).expect_err("broken");
     assert!(matches!(err, Error::BadMessage(_)), "{err}");
 }
+
+/// A file input of 64 MiB or more reports its progress: "checking" then "writing" for a
+/// stream's two passes, each rising to the file's size; a small one reports nothing.
+#[test]
+fn large_file_inputs_report_progress_per_pass() {
+    use std::sync::{Arc, Mutex};
+    let home = PeerHome::gpg();
+    let plain = text(66 << 20);
+    let message = home.gpg_encrypt(&["-z", "0"], &plain);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = file_with(dir.path(), "big.gpg", &message);
+    let seen: Arc<Mutex<Vec<(&'static str, u64, u64)>>> = Arc::default();
+    let record = seen.clone();
+    let mut opts = options(PinSource::Ask, false);
+    opts.progress = Some(Arc::new(move |phase, done, total| {
+        record.lock().expect("lock").push((phase, done, total));
+    }));
+    let mut out = Vec::new();
+    let mut cards = Cards::with_key("cv25519");
+    let mut ui = Scripted::with_pin(USER_PIN);
+    decrypt::decrypt_to(
+        Input::File(std::fs::File::open(&path).expect("open")),
+        Dest::Stream(&mut out),
+        &mut cards,
+        &mut ui,
+        &opts,
+        &mut Report::default(),
+    )
+    .expect("decrypt");
+    assert!(out == plain);
+    let seen = seen.lock().expect("lock").clone();
+    let size = message.len() as u64;
+    for phase in ["checking", "writing"] {
+        let calls: Vec<_> = seen.iter().filter(|(p, _, _)| *p == phase).collect();
+        assert!(calls.len() >= 50, "{phase}: {} reports", calls.len());
+        assert!(
+            calls.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{phase} went backwards"
+        );
+        assert_eq!(
+            calls.last().map(|c| (c.1, c.2)),
+            Some((size, size)),
+            "{phase}"
+        );
+    }
+    let first_writing = seen.iter().position(|(p, _, _)| *p == "writing");
+    let last_checking = seen.iter().rposition(|(p, _, _)| *p == "checking");
+    assert!(last_checking < first_writing, "the passes interleaved");
+
+    // Below the threshold: silent.
+    let small = file_with(dir.path(), "small.gpg", &home.gpg_encrypt(&[], b"small\n"));
+    let quiet: Arc<Mutex<usize>> = Arc::default();
+    let count = quiet.clone();
+    opts.progress = Some(Arc::new(move |_, _, _| *count.lock().expect("lock") += 1));
+    let mut cards = Cards::with_key("cv25519");
+    let mut ui = Scripted::with_pin(USER_PIN);
+    let mut out = Vec::new();
+    decrypt::decrypt_to(
+        Input::File(std::fs::File::open(&small).expect("open")),
+        Dest::Stream(&mut out),
+        &mut cards,
+        &mut ui,
+        &opts,
+        &mut Report::default(),
+    )
+    .expect("small");
+    assert_eq!(*quiet.lock().expect("lock"), 0);
+}

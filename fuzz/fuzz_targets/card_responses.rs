@@ -64,6 +64,7 @@ fuzz_target!(|data: &[u8]| {
         signer_certs: Vec::new(),
         spool_dir: None,
         unwrap: false,
+        progress: None,
     };
     let _ = decrypt::decrypt(
         &mut &MESSAGE[..],

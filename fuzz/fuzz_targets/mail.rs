@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
             spool_dir: None,
             signer_certs: Vec::new(),
             unwrap: false,
+            progress: None,
         };
         let mut plaintext = zeroize::Zeroizing::new(Vec::new());
         let mut facts = Facts::default();

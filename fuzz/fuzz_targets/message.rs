@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
         spool_dir: None,
         signer_certs: Vec::new(),
         unwrap: data.first().is_some_and(|b| b & 1 == 1),
+        progress: None,
     };
     let mut plaintext = zeroize::Zeroizing::new(Vec::new());
     let mut facts = Facts::default();

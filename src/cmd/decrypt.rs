@@ -22,7 +22,11 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     let mut pin = super::pin_policy(&args.read.pin, args.gpg.passphrase_fd);
     // The caller that speaks the loopback protocol is asked, --batch or not (as gpg does).
     pin.batch &= loopback.is_none();
-    let options = options(&args.read, pin, &config, verbose)?;
+    let mut options = options(&args.read, pin, &config, verbose)?;
+    // A person watching a large file: only on a terminal, never for a mail client.
+    if args.status_fd.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        options.progress = Some(std::sync::Arc::new(draw_progress));
+    }
     let input = engine::Input::open(args.file.as_deref())?;
     let mut ui = Prompter {
         pinentry: config.pinentry.clone(),
@@ -69,6 +73,19 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     Ok(())
 }
 
+/// One progress line on the terminal, redrawn in place and cleared when a pass ends.
+fn draw_progress(phase: &'static str, done: u64, total: u64) {
+    let percent = done.saturating_mul(100) / total.max(1);
+    if done >= total {
+        eprint!("\r\x1b[K");
+    } else {
+        eprint!(
+            "\r\x1b[Kcardecrypt: {phase} {percent}% of {} MiB",
+            total >> 20
+        );
+    }
+}
+
 /// gpg's loopback protocol, when the caller gave a command descriptor to answer on and a
 /// status descriptor to ask on, no passphrase descriptor, and did not ask for pinentry
 /// (`--pinentry-mode ask`). EasyPG passes `--command-fd 0` with or without loopback mode
@@ -102,6 +119,7 @@ pub(crate) fn options(
         signer_certs: verify::load_certs(&keyrings)?,
         spool_dir: read.spool_dir.clone(),
         unwrap: false,
+        progress: None,
     })
 }
 

@@ -81,6 +81,7 @@ fn decrypt_inside(
         signer_certs: verify::load_certs(&keyrings)?,
         spool_dir: None,
         unwrap: false,
+        progress: None,
     };
     let mut ui = Prompter {
         pinentry: config.pinentry.clone(),

@@ -631,6 +631,57 @@ pub struct Settings {
     /// Write the decrypted packet stream (compressed, literal, signature packets) instead
     /// of the literal data: gpg's `--unwrap`. It is still released only once authenticated.
     pub unwrap: bool,
+    /// Told how far each pass has read a file input of more than [`PROGRESS_FROM`] bytes.
+    pub progress: Option<Arc<ProgressFn>>,
+}
+
+/// `report(phase, bytes read, total)`: phase is "decrypting" (one pass), or "checking" then
+/// "writing" (the two passes of a stream). Called about every 1 % and once at the end.
+pub type ProgressFn = dyn Fn(&'static str, u64, u64) + Send + Sync;
+
+/// Inputs smaller than this finish before a progress display would help.
+pub const PROGRESS_FROM: u64 = 64 << 20;
+
+/// Counts what a pass reads and reports it.
+struct Counting<R> {
+    inner: R,
+    phase: &'static str,
+    done: u64,
+    total: u64,
+    next: u64,
+    report: Arc<ProgressFn>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if self.done >= self.next || n == 0 {
+            (self.report)(self.phase, self.done.min(self.total), self.total);
+            self.next = self.done + (self.total / 100).max(1);
+        }
+        Ok(n)
+    }
+}
+
+/// `input` counted for the progress report, when there is one to make.
+fn counted<'r>(
+    input: Box<dyn Read + Send + Sync + 'r>,
+    phase: &'static str,
+    total: Option<u64>,
+    settings: &Settings,
+) -> Box<dyn Read + Send + Sync + 'r> {
+    match (&settings.progress, total) {
+        (Some(report), Some(total)) if total >= PROGRESS_FROM => Box::new(Counting {
+            inner: input,
+            phase,
+            done: 0,
+            total,
+            next: 0,
+            report: report.clone(),
+        }),
+        _ => input,
+    }
 }
 
 /// Decrypts `input` to `dest`; returns the plaintext length. Nothing reaches `dest` visibly
@@ -650,9 +701,13 @@ pub fn decrypt(
         tee: None,
         unwrap: settings.unwrap,
     };
+    let size = match &input {
+        Input::File(f) => f.metadata().ok().map(|m| m.len()),
+        Input::Stream(_) => None,
+    };
     let reader = |input: Input| -> Box<dyn Read + Send + Sync> {
         match input {
-            Input::File(f) => Box::new(f),
+            Input::File(f) => counted(Box::new(f), "decrypting", size, settings),
             Input::Stream(s) => s,
         }
     };
@@ -691,9 +746,10 @@ pub fn decrypt(
             let (n, second, armored): (_, Box<dyn Read + Send + Sync>, _) = match input {
                 Input::File(mut file) => {
                     let guard = source::Guard::new(&mut file)?;
-                    let first = Box::new(guard.record(&file)?);
+                    let first = counted(Box::new(guard.record(&file)?), "checking", size, settings);
                     let n = run_pass(first, None, Keys::Ask(keys), &mut pass, &mut held, &failure)?;
-                    (n, Box::new(guard.verify(&file, failure.clone())?), None)
+                    let second = Box::new(guard.verify(&file, failure.clone())?);
+                    (n, counted(second, "writing", size, settings), None)
                 }
                 Input::Stream(stream) => {
                     let spool = source::spool_file(settings.spool_dir.as_deref())?;

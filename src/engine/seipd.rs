@@ -65,7 +65,11 @@ impl ParallelSha1 {
         if data.is_empty() {
             return;
         }
-        let reused = self.spare.lock().ok().and_then(|spare| spare.try_recv().ok());
+        let reused = self
+            .spare
+            .lock()
+            .ok()
+            .and_then(|spare| spare.try_recv().ok());
         let mut buf = reused.unwrap_or_else(|| Zeroizing::new(Vec::with_capacity(READ + 64)));
         buf.clear();
         buf.extend_from_slice(data);

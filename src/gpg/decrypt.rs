@@ -90,6 +90,7 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
         // The inner packet stream: for --unwrap it is the output, otherwise the real gpg
         // reads it to check the signatures and writes the literal data.
         unwrap: true,
+        progress: None,
     };
     let mut report = Report::default();
     let result = decrypt::decrypt_reporting(

@@ -157,6 +157,7 @@ pub fn options(source: PinSource, batch: bool) -> DecryptOptions {
         signer_certs: Vec::new(),
         spool_dir: None,
         unwrap: false,
+        progress: None,
     }
 }
 
