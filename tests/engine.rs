@@ -402,7 +402,8 @@ fn large_file_inputs_report_progress_per_pass() {
     let message = home.gpg_encrypt(&["-z", "0"], &plain);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = file_with(dir.path(), "big.gpg", &message);
-    let seen: Arc<Mutex<Vec<(&'static str, u64, u64)>>> = Arc::default();
+    type Reports = Arc<Mutex<Vec<(&'static str, u64, u64)>>>;
+    let seen: Reports = Arc::default();
     let record = seen.clone();
     let mut opts = options(PinSource::Ask, false);
     opts.progress = Some(Arc::new(move |phase, done, total| {
