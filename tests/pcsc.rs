@@ -201,10 +201,16 @@ fn card_present_in(reader: &str) -> bool {
 
 impl VcardProcess {
     fn start(state: &Path) -> VcardProcess {
+        Self::start_with(state, &[])
+    }
+
+    /// The card with extra options (`--vanish-at-ins` for fault tests).
+    fn start_with(state: &Path, extra: &[&str]) -> VcardProcess {
         let child = Command::new(vcard_bin())
             .arg("--state")
             .arg(state)
             .args(["--serial", "0000C0DE", "--port", &slot().port.to_string()])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -2101,6 +2107,7 @@ fn main() {
         env(full_filesystem_and_closed_stdout_leave_nothing),
         env(eight_decrypts_at_once_share_the_card),
         env(gpg_and_cardecrypt_share_the_card_at_once),
+        card(card_pulled_out_during_the_decrypt),
         env(inspect_names_the_card_and_describes_the_inside),
         env(the_holder_keeps_no_descriptor_of_the_caller),
         card(state_survives_a_restart_of_the_virtual_card),

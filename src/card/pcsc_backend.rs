@@ -156,6 +156,12 @@ impl CardTransaction for PcscTransaction<'_> {
         let mut buf =
             zeroize::Zeroizing::new(vec![0; buf_size.max(pcsc::MAX_BUFFER_SIZE_EXTENDED)]);
         let resp = self.tx.transmit(cmd, &mut buf).map_err(transmit_error)?;
+        // Every card answer ends in a status word. Nothing at all is what vpcd (and some
+        // readers) hand back for a card that went away mid-command: say so, not "unexpected
+        // response length".
+        if resp.len() < 2 {
+            return Err(SmartcardError::SmartCardConnectionError(REMOVED.into()));
+        }
         Ok(resp.to_vec())
     }
 

@@ -247,3 +247,40 @@ pub fn gpg_and_cardecrypt_share_the_card_at_once(env: &Env) {
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(json["pin"]["user_tries"], 3, "{json}");
 }
+
+/// The card pulled out at the worst moment, as PSO:DECIPHER reaches it: exit 3, one line that
+/// says so, no plaintext, nothing left at `-o`; the card back in, everything works again.
+pub fn card_pulled_out_during_the_decrypt(env: &Env, vcard: &mut Option<VcardProcess>) {
+    env.import_to_card("cv25519");
+    if let Some(card) = vcard.take() {
+        card.stop();
+    }
+    *vcard = Some(VcardProcess::start_with(
+        &env.state,
+        &["--vanish-at-ins", "2A"],
+    ));
+    let message = data_dir().join("base_seipd1.gpg");
+    let out_file = env.path("pulled.txt");
+    let out = env.cardecrypt_with_pin(
+        &[
+            "-o",
+            out_file.to_str().expect("utf8"),
+            message.to_str().expect("utf8"),
+        ],
+        b"",
+    );
+    // The process that played the card is gone; reap it before starting the next.
+    if let Some(card) = vcard.take() {
+        card.stop();
+    }
+    *vcard = Some(VcardProcess::start(&env.state));
+    assert_fails(&out, exit::NO_CARD, "the card was removed");
+    assert!(
+        text(&out.stderr).contains("re-insert the card"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!out_file.exists(), "a file was left at -o");
+    let again = env.cardecrypt_with_pin(&[message.to_str().expect("utf8")], b"");
+    assert_ok(&again, "decrypt with the card back");
+}

@@ -43,6 +43,7 @@ pub fn serve(card: &VirtualCard, addr: &str, hooks: &mut Hooks) -> io::Result<()
             [GET_ATR] => ATR.to_vec(),
             [_] => continue,
             _ => {
+                (hooks.before_apdu)(&payload);
                 let answer = card.transmit(&payload);
                 (hooks.on_apdu)();
                 answer
@@ -58,6 +59,8 @@ pub fn serve(card: &VirtualCard, addr: &str, hooks: &mut Hooks) -> io::Result<()
 /// What the caller wants to hear about.
 pub struct Hooks<'a> {
     pub on_connected: Box<dyn FnMut() + 'a>,
+    /// Before the card answers an APDU (tests: a card pulled out at that moment).
+    pub before_apdu: Box<dyn FnMut(&[u8]) + 'a>,
     /// After each APDU the card answered.
     pub on_apdu: Box<dyn FnMut() + 'a>,
 }

@@ -23,6 +23,14 @@ struct Args {
     /// Keep the number of APDUs answered so far in FILE (for benchmarks)
     #[arg(long, value_name = "FILE")]
     count_apdus: Option<PathBuf>,
+    /// Fault tests: exit (as a card pulled out of the reader) when an APDU with this
+    /// instruction byte arrives, before answering it; e.g. 2A for PSO:DECIPHER
+    #[arg(long, value_name = "HEX2", value_parser = parse_ins)]
+    vanish_at_ins: Option<u8>,
+}
+
+fn parse_ins(s: &str) -> Result<u8, String> {
+    u8::from_str_radix(s, 16).map_err(|e| e.to_string())
 }
 
 fn parse_serial(s: &str) -> Result<u32, String> {
@@ -53,7 +61,14 @@ fn main() -> ExitCode {
     let mut announced = false;
     let mut count: u64 = 0;
     let count_file = args.count_apdus;
+    let vanish = args.vanish_at_ins;
     let hooks = vpcd::Hooks {
+        before_apdu: Box::new(move |apdu: &[u8]| {
+            if vanish.is_some() && apdu.get(1).copied() == vanish {
+                eprintln!("cardecrypt-vcard: vanishing at INS {:02X}", apdu[1]);
+                std::process::exit(0);
+            }
+        }),
         on_connected: Box::new(move || {
             if !announced {
                 eprintln!("{message}");
