@@ -56,11 +56,14 @@ pub fn serve(card: &VirtualCard, addr: &str, hooks: &mut Hooks) -> io::Result<()
     }
 }
 
+/// Called with each APDU before the card answers it.
+pub type ApduHook<'a> = dyn FnMut(&[u8]) + 'a;
+
 /// What the caller wants to hear about.
 pub struct Hooks<'a> {
     pub on_connected: Box<dyn FnMut() + 'a>,
     /// Before the card answers an APDU (tests: a card pulled out at that moment).
-    pub before_apdu: Box<dyn FnMut(&[u8]) + 'a>,
+    pub before_apdu: Box<ApduHook<'a>>,
     /// After each APDU the card answered.
     pub on_apdu: Box<dyn FnMut() + 'a>,
 }
