@@ -2108,6 +2108,7 @@ fn main() {
         env(eight_decrypts_at_once_share_the_card),
         env(gpg_and_cardecrypt_share_the_card_at_once),
         card(card_pulled_out_during_the_decrypt),
+        env(mail_names_an_old_cipher),
         env(inspect_names_the_card_and_describes_the_inside),
         env(the_holder_keeps_no_descriptor_of_the_caller),
         card(state_survives_a_restart_of_the_virtual_card),

@@ -53,12 +53,7 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
         status.write_all(&lines);
     }
     result?;
-    if let Some(weak) = report.weak_cipher {
-        ui.note(&format!(
-            "note: encrypted with {weak}: read it, but ask the sender to update their \
-             OpenPGP program"
-        ));
-    }
+    weak_cipher_note(&report, &mut ui);
     keep_unlocked(&args.read, &config, &report, verbose, &mut ui);
     let have_certs = !options.signer_certs.is_empty();
     for check in &report.signatures {
@@ -71,6 +66,16 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The one line for a message in an old cipher: it decrypted, but the sender should know.
+pub(crate) fn weak_cipher_note(report: &Report, ui: &mut dyn Interaction) {
+    if let Some(weak) = report.weak_cipher {
+        ui.note(&format!(
+            "note: encrypted with {weak}: read it, but ask the sender to update their \
+             OpenPGP program"
+        ));
+    }
 }
 
 /// One progress line on the terminal, redrawn in place and cleared when a pass ends.

@@ -53,6 +53,9 @@ pub fn run(args: &MailArgs, verbose: bool) -> Result<Done> {
         ui.note("the message is not encrypted; it was written unchanged");
         return Ok(Done::NotEncrypted);
     }
+    for report in &outcome.reports {
+        super::decrypt::weak_cipher_note(report, &mut ui);
+    }
     // As for one message: the card the last part was decrypted with stays unlocked.
     if let Some(report) = outcome.reports.last() {
         keep_unlocked(&args.read, &config, report, verbose, &mut ui);

@@ -284,3 +284,40 @@ pub fn card_pulled_out_during_the_decrypt(env: &Env, vcard: &mut Option<VcardPro
     let again = env.cardecrypt_with_pin(&[message.to_str().expect("utf8")], b"");
     assert_ok(&again, "decrypt with the card back");
 }
+
+/// `cardecrypt mail` says, as `cardecrypt` does, when a part came in an old cipher.
+pub fn mail_names_an_old_cipher(env: &Env) {
+    env.import_to_card("cv25519");
+    let pubkey = data_dir().join("keys/cv25519.pub.asc");
+    assert_ok(
+        &env.gpg(&["--import", pubkey.to_str().expect("utf8")], b""),
+        "import",
+    );
+    let enc = env.gpg(
+        &[
+            "-a",
+            "--cipher-algo",
+            "CAST5",
+            "-e",
+            "-r",
+            "cv25519@cardecrypt.test",
+        ],
+        b"an old archive\n",
+    );
+    assert_ok(&enc, "gpg -e with CAST5");
+    let mut mail = b"From: a@example.org\nSubject: old\nContent-Type: text/plain\n\n".to_vec();
+    mail.extend_from_slice(&enc.stdout);
+    let out = env.cardecrypt_with_pin(&["mail"], &mail);
+    assert_ok(&out, "cardecrypt mail");
+    assert!(
+        text(&out.stdout).contains("an old archive"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("note: encrypted with CAST5"),
+        "{}",
+        text(&out.stderr)
+    );
+    env.stop_gpg();
+}
