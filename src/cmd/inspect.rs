@@ -1,7 +1,5 @@
 //! `cardecrypt inspect [FILE]`: what a message or email reveals.
 
-use std::io::Read;
-
 use crate::{
     card::{self, link::ApduCounter, CardInfo, PcscSource},
     cli::InspectArgs,
@@ -15,16 +13,7 @@ use crate::{
 };
 
 pub fn run(args: &InspectArgs, verbose: bool) -> Result<()> {
-    let mut input = Vec::new();
-    match &args.file {
-        Some(path) => std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut input))
-            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?,
-        None => std::io::stdin()
-            .lock()
-            .read_to_end(&mut input)
-            .map_err(|e| Error::io("cannot read the message", e))?,
-    };
+    let input = super::read_input(args.file.as_deref())?;
     let mut inspection = inspect::outside(&input, &card_keys())?;
     if args.decrypt {
         decrypt_inside(args, verbose, &input, &mut inspection)?;

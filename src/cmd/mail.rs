@@ -1,18 +1,9 @@
 //! `cardecrypt mail [FILE]`: decrypt a whole email.
 
-use std::io::Read;
-
 use super::decrypt::{keep_unlocked, options, write_out};
 use crate::{
-    card::PcscSource,
-    cli::MailArgs,
-    config::Config,
-    decrypt,
-    error::{Error, Result},
-    mail::message,
-    prompt::Prompter,
-    ui::Interaction,
-    Done,
+    card::PcscSource, cli::MailArgs, config::Config, decrypt, error::Result, mail::message,
+    prompt::Prompter, ui::Interaction, Done,
 };
 
 pub fn run(args: &MailArgs, verbose: bool) -> Result<Done> {
@@ -23,16 +14,7 @@ pub fn run(args: &MailArgs, verbose: bool) -> Result<Done> {
         &config,
         verbose,
     )?;
-    let mut input = Vec::new();
-    match &args.file {
-        Some(path) => std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_end(&mut input))
-            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?,
-        None => std::io::stdin()
-            .lock()
-            .read_to_end(&mut input)
-            .map_err(|e| Error::io("cannot read the message", e))?,
-    };
+    let input = super::read_input(args.file.as_deref())?;
     let mut ui = Prompter {
         pinentry: config.pinentry.clone(),
         loopback: None,

@@ -13,6 +13,22 @@ use crate::{
     cli::PinArgs,
 };
 
+/// The whole input: the file, or standard input when there is none.
+pub(crate) fn read_input(file: Option<&std::path::Path>) -> crate::error::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut input = Vec::new();
+    match file {
+        Some(path) => std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut input))
+            .map_err(|e| crate::error::Error::io(format!("cannot read {}", path.display()), e))?,
+        None => std::io::stdin()
+            .lock()
+            .read_to_end(&mut input)
+            .map_err(|e| crate::error::Error::io("cannot read the message", e))?,
+    };
+    Ok(input)
+}
+
 /// Writes a command's report to standard output. Not `println!`: that panics when the
 /// reader went away (`| head`); here it is an error, which `main` turns into exit 0.
 pub(crate) fn print(text: &str) -> crate::error::Result<()> {

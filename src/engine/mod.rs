@@ -442,24 +442,7 @@ fn inner_message(
         .map(|b| b.buffer_size(VERIFIER_BUFFER).mapping(false))
         .and_then(|b| b.with_policy(&policy, None, helper))
         .map_err(inner_error)?;
-    let mut buf = vec![0u8; 1 << 18];
-    let mut written = 0u64;
-    loop {
-        let n = match verifier.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(failure
-                    .take()
-                    .unwrap_or_else(|| malformed_or_damaged(io_error_chain(&e))))
-            }
-        };
-        out.write_all(&buf[..n])
-            .map_err(|e| Error::io("cannot write the plaintext", e))?;
-        written += n as u64;
-    }
-    buf.iter_mut().for_each(|b| *b = 0);
+    let written = pump(&mut verifier, out, failure, "cannot write the plaintext")?;
     if !verifier.message_processed() {
         return Err(Error::BadMessage("the message ended early".into()));
     }
@@ -479,10 +462,21 @@ fn copy_authenticated(
     out: &mut dyn Write,
     failure: &Failure,
 ) -> Result<u64> {
+    pump(
+        &mut decrypted,
+        out,
+        failure,
+        "cannot write the decrypted data",
+    )
+}
+
+/// Copies `from` to `out` to its end through a buffer that is wiped afterwards; a read
+/// error is the one a layer recorded, else what sequoia said.
+fn pump(from: &mut dyn Read, out: &mut dyn Write, failure: &Failure, writing: &str) -> Result<u64> {
     let mut buf = Zeroizing::new(vec![0u8; 1 << 18]);
     let mut written = 0u64;
     loop {
-        let n = match decrypted.read(&mut buf) {
+        let n = match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -493,7 +487,7 @@ fn copy_authenticated(
             }
         };
         out.write_all(&buf[..n])
-            .map_err(|e| Error::io("cannot write the decrypted data", e))?;
+            .map_err(|e| Error::io(writing, e))?;
         written += n as u64;
     }
     Ok(written)
