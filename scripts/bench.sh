@@ -129,8 +129,8 @@ cat "$work"/big.* > /dev/null
 cd_run="'$bin/cardecrypt' --batch --pin-file '$work/pin'"
 gpg_run="gpg --batch --pinentry-mode loopback --passphrase 123456 -d"
 echo
-# The messages just written are still being flushed to disk: let that finish first, or the
-# first rows measure the writeback (measured: 0.52x gpg for -o instead of 1.5x).
+# The messages just written are still being flushed to disk: let that finish first, so the
+# first rows do not measure the writeback.
 sync
 echo "| ${mib} MiB, $bulk_runs runs, median | cardecrypt MiB/s | peak RSS | gpg 2.2 MiB/s | ratio |"
 echo "|---|---|---|---|---|"
