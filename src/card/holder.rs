@@ -92,6 +92,17 @@ pub fn start(reader: &str, ident: &str, keep: Duration) -> Result<()> {
         .process_group(0)
         .spawn()
         .map_err(|e| Error::io("cannot start the unlock holder", e))?;
+    // Return only once it answers: a `cardecrypt lock` right after us must find it, or it
+    // would go on holding the card unlocked.
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while current(ident).is_none() {
+        if std::time::Instant::now() >= until {
+            return Err(Error::Other(
+                "the unlock holder did not start (see `cardecrypt card status`)".into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     Ok(())
 }
 
