@@ -5,6 +5,7 @@ use crate::{
     cli::InspectArgs,
     config::Config,
     decrypt::{self, DecryptOptions},
+    engine,
     error::{Error, Result},
     inspect,
     mail::message,
@@ -90,9 +91,22 @@ fn decrypt_inside(
         let reports: Vec<_> = outcome.reports.into_iter().zip(lengths).collect();
         inspect::add_inside(inspection, &reports, Some(&outcome.message));
     } else {
-        let (plain, report) =
-            decrypt::decrypt(&mut &input[..], &mut PcscSource, &mut ui, &options)?;
-        inspect::add_inside(inspection, &[(report, plain.len() as u64)], None);
+        // Described, never shown: the plaintext is measured and dropped as it goes, so a
+        // backup of any size is inspected in bounded memory.
+        let input = match &args.file {
+            Some(path) => engine::Input::open(Some(path))?,
+            None => engine::Input::Stream(Box::new(std::io::Cursor::new(input.to_vec()))),
+        };
+        let mut report = decrypt::Report::default();
+        let length = decrypt::decrypt_to(
+            input,
+            engine::Dest::Discard,
+            &mut PcscSource,
+            &mut ui,
+            &options,
+            &mut report,
+        )?;
+        inspect::add_inside(inspection, &[(report, length)], None);
     }
     Ok(())
 }

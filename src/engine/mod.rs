@@ -578,6 +578,9 @@ pub enum Dest<'d> {
     File(crate::output::PendingFile),
     /// A stream: two passes, output only in the second.
     Stream(&'d mut dyn Write),
+    /// Nowhere: one pass that authenticates and measures (`inspect --decrypt`), in bounded
+    /// memory at any size.
+    Discard,
 }
 
 /// The message to decrypt.
@@ -713,6 +716,14 @@ pub fn decrypt(
             Keys::Ask(keys),
             &mut pass,
             &mut Wiping(buf),
+            &failure,
+        ),
+        Dest::Discard => run_pass(
+            reader(input),
+            None,
+            Keys::Ask(keys),
+            &mut pass,
+            &mut io::sink(),
             &failure,
         ),
         Dest::File(mut pending) => {
