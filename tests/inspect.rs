@@ -37,30 +37,14 @@ impl Gpg {
     }
 
     fn run(&self, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-        use std::io::Write;
-        let mut child = Command::new("gpg")
-            .arg("--homedir")
-            .arg(self.home.path())
-            .args(["--batch", "--no-tty", "--trust-model", "always", "--quiet"])
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("gpg");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin)
-            .expect("write");
-        let out = child.wait_with_output().expect("gpg");
-        assert!(
-            out.status.success(),
-            "gpg {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        piped(
+            Command::new("gpg")
+                .arg("--homedir")
+                .arg(self.home.path())
+                .args(["--batch", "--no-tty", "--trust-model", "always", "--quiet"])
+                .args(args),
+            stdin,
+        )
     }
 }
 
@@ -220,27 +204,35 @@ fn openpgpjs() -> Option<PathBuf> {
 }
 
 fn node(openpgpjs: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    use std::io::Write;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openpgpjs/encrypt.mjs");
-    let mut child = Command::new("node")
-        .arg(script)
-        .args(args)
-        .env("OPENPGPJS", openpgpjs)
+    piped(
+        Command::new("node")
+            .arg(script)
+            .args(args)
+            .env("OPENPGPJS", openpgpjs),
+        stdin,
+    )
+}
+
+/// Runs `cmd` with `stdin`, which must succeed; its standard output.
+fn piped(cmd: &mut Command, stdin: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = cmd
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("node");
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     child
         .stdin
         .take()
         .expect("stdin")
         .write_all(stdin)
         .expect("write");
-    let out = child.wait_with_output().expect("node");
+    let out = child.wait_with_output().expect("wait");
     assert!(
         out.status.success(),
-        "node {args:?}: {}",
+        "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
