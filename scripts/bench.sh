@@ -21,7 +21,7 @@ mib=${BENCH_MIB:-256}
 install_packages
 echo "==> release build"
 (cd "$top" && cargo build --release --workspace --bins --examples --quiet)
-bin="$top/target/release"
+bin="${CARGO_TARGET_DIR:-$top/target}/release"
 
 work=$(mktemp -d)
 pids=()
@@ -116,7 +116,7 @@ enc="gpg --batch --quiet --trust-model always -r cv25519@cardecrypt.test --ciphe
 $enc -z 0 -e -o "$work/big.gpg" "$work/big.plain"
 $enc -z 0 -a -e -o "$work/big.asc" "$work/big.plain"
 $enc --compress-algo zlib -z 6 -e -o "$work/big.zlib.gpg" "$work/big.text"
-"$top/target/release/examples/seal" "$keys/cv25519.pub.asc" ocb < "$work/big.plain" > "$work/big.v2ocb.pgp"
+"$bin/examples/seal" "$keys/cv25519.pub.asc" ocb < "$work/big.plain" > "$work/big.v2ocb.pgp"
 mkdir -m 700 "$work/rnp"
 rnpkeys --homedir "$work/rnp" --import "$keys/cv25519.pub.asc" >/dev/null 2>&1
 rnp --homedir "$work/rnp" --encrypt --aead=ocb -z 0 -r cv25519@cardecrypt.test \

@@ -32,7 +32,8 @@ fi
 install_packages
 echo "==> building (first time: several minutes)"
 (cd "$top" && cargo build --workspace --quiet)
-bin="$top/target/debug"
+# Where cargo put the binaries (CARGO_TARGET_DIR, if set, moves them).
+bin="${CARGO_TARGET_DIR:-$top/target}/debug"
 
 # pcscd: reuse a running one if it has the vpcd reader; otherwise start one that loads vpcd.
 if pcscd_running; then
