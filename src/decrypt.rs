@@ -263,13 +263,13 @@ fn is_wildcard(handle: &KeyHandle) -> bool {
     }
 }
 
-/// Whether `pkesk` is for the key with this (v4) fingerprint; hidden recipients match any key.
-fn addressed_to(pkesk: &PKESK, fingerprint: &openpgp::Fingerprint) -> bool {
+/// Whether `pkesk` may be for the key in a card slot with fingerprint `on_card` (a v4 key or
+/// the start of a v6 key's); hidden recipients match any key.
+fn addressed_to(pkesk: &PKESK, on_card: &[u8]) -> bool {
     match pkesk.recipient() {
         None => true,
         Some(handle) if is_wildcard(&handle) => true,
-        Some(KeyHandle::KeyID(id)) => id == KeyID::from(fingerprint),
-        Some(KeyHandle::Fingerprint(fp)) => fp == *fingerprint,
+        Some(handle) => pubkey::may_be_on_card(&handle, on_card),
     }
 }
 
@@ -350,7 +350,7 @@ impl CardKeys<'_> {
         let described = format!("{} (key {})", info.ident, fingerprint.to_hex());
         let matching: Vec<&PKESK> = pkesks
             .iter()
-            .filter(|p| addressed_to(p, &fingerprint))
+            .filter(|p| addressed_to(p, slot.fingerprint.as_bytes()))
             .collect();
         if matching.is_empty() {
             return Ok(CardTry::NoKey(described));
@@ -377,8 +377,8 @@ impl CardKeys<'_> {
                 )
             })
             .unwrap_or_default();
-        self.report.key_fingerprint = fingerprint.to_hex();
         let public = pubkey::decryption_key(&mut tx, slot, self.options.key_cache.as_deref())?;
+        self.report.key_fingerprint = public.fingerprint().to_hex();
         self.report.pin_sent = pin::unlock(&mut tx, &info, &self.options.pin, self.ui)?;
         if info.touch_for_decrypt {
             self.ui.touch(&info.ident);
@@ -531,11 +531,49 @@ impl crypto::Decryptor for CardDecryptor<'_, '_> {
                 }
                 result
             }
+            mpi::Ciphertext::X25519 { e, key } => {
+                let mpi::PublicKey::X25519 { u } = self.public.mpis() else {
+                    return Err(anyhow::anyhow!("X25519 ciphertext for a non-X25519 key"));
+                };
+                let u = *u;
+                // The card does the X25519 operation (its Curve25519 ECDH key); RFC 9580's
+                // key derivation and AES key wrap are the host's.
+                let shared = self.decipher(Cryptogram::ECDH(&e[..]))?;
+                x25519_unwrap(&e[..], &u, &shared, key)
+            }
             _ => Err(anyhow::anyhow!(
                 "this kind of encrypted session key cannot be decrypted by a card"
             )),
         }
     }
+}
+
+/// RFC 9580 section 5.1.6: the key encryption key is HKDF-SHA256 over the ephemeral key,
+/// the recipient's key and the shared secret, with info "OpenPGP X25519"; it unwraps the
+/// session key with AES-128 key wrap.
+fn x25519_unwrap(
+    ephemeral: &[u8],
+    recipient: &[u8; 32],
+    shared: &[u8],
+    wrapped: &[u8],
+) -> openpgp::Result<SessionKey> {
+    if shared.len() != 32 {
+        return Err(anyhow::anyhow!(
+            "the card's X25519 answer has {} bytes, not 32",
+            shared.len()
+        ));
+    }
+    let mut ikm = Zeroizing::new(Vec::with_capacity(96));
+    ikm.extend_from_slice(ephemeral);
+    ikm.extend_from_slice(recipient);
+    ikm.extend_from_slice(shared);
+    let mut kek = Zeroizing::new([0u8; 16]);
+    hkdf::Hkdf::<sha2::Sha256>::new(None, &ikm)
+        .expand(b"OpenPGP X25519", &mut kek[..])
+        .map_err(|_| anyhow::anyhow!("HKDF output length"))?;
+    let kek: Protected = kek.to_vec().into();
+    let key = crypto::ecdh::aes_key_unwrap(SymmetricAlgorithm::AES128, &kek, wrapped)?;
+    Ok(key.into())
 }
 
 fn strip_leading_zeros(b: &[u8]) -> &[u8] {

@@ -33,6 +33,16 @@ fn mpis_then_rest(input: &[u8], count: usize, out: &mut Vec<u8>) -> Option<()> {
     Some(())
 }
 
+/// `count` MPIs from the start of `input`, minimal, into `out`, with nothing after them
+/// (a decrypted secret key's material once its checksum is off).
+pub fn secret_mpis(input: &[u8], count: usize, out: &mut Vec<u8>) -> Option<()> {
+    let mut at = 0;
+    for _ in 0..count {
+        at += mpi(input.get(at..)?, out)?;
+    }
+    (at == input.len()).then_some(())
+}
+
 /// The body of a version 3 PKESK with minimal MPIs, if it is one cardecrypt can mend.
 pub fn pkesk_body(body: &[u8]) -> Option<Vec<u8>> {
     let (head, rest) = (body.get(..10)?, body.get(10..)?);
@@ -258,6 +268,20 @@ mod tests {
         assert_eq!(mpi(&[0x00, 0x03, 0x05], &mut out), Some(3));
         assert_eq!(out, [0x00, 0x03, 0x05]);
         assert_eq!(mpi(&[0x00, 0x10, 0x05], &mut out), None);
+    }
+
+    #[test]
+    fn padded_secret_mpis_are_made_minimal_and_trailing_bytes_refused() {
+        // 264 bits announced, top byte zero: 0x40.. is 263 bits in one fewer byte.
+        let padded = [0x01, 0x08, 0x00, 0x40, 0x01];
+        let mut out = Vec::new();
+        assert_eq!(secret_mpis(&padded, 1, &mut out), None, "length mismatch");
+        let padded = [0x00, 0x18, 0x00, 0x40, 0x01];
+        let mut out = Vec::new();
+        assert_eq!(secret_mpis(&padded, 1, &mut out), Some(()));
+        assert_eq!(out, [0x00, 0x0F, 0x40, 0x01]);
+        let mut out = Vec::new();
+        assert_eq!(secret_mpis(&[0x00, 0x08, 0x01, 0xFF], 1, &mut out), None);
     }
 
     #[test]

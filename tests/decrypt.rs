@@ -115,6 +115,57 @@ fn armored() {
     });
 }
 
+/// RFC 9580 v6 keys made by sequoia (X25519, algorithm 25, and ECDH on NIST P-256) go on a
+/// card: the card keeps the first 20 bytes of the 32-byte fingerprint, and the v6 key is
+/// rebuilt from the card to decrypt v6 PKESKs, named and hidden.
+#[test]
+fn v6_keys_go_on_a_card_and_decrypt() {
+    use sequoia_openpgp::cert::{CertBuilder, CipherSuite};
+    for suite in [CipherSuite::Cv25519, CipherSuite::P256] {
+        let (cert, _) = CertBuilder::general_purpose(Some("v6 <v6@cardecrypt.test>"))
+            .set_cipher_suite(suite)
+            .set_profile(sequoia_openpgp::Profile::RFC9580)
+            .expect("profile")
+            .generate()
+            .expect("generate");
+        assert_eq!(cert.primary_key().key().version(), 6);
+        let policy = sequoia_openpgp::policy::StandardPolicy::new();
+        let subkey = cert
+            .keys()
+            .with_policy(&policy, None)
+            .for_transport_encryption()
+            .next()
+            .expect("encryption subkey")
+            .key()
+            .fingerprint();
+        let planned = cardecrypt::provision::plan(&cert, &[], None).expect("plan");
+        let mut cards = Cards::one();
+        cardecrypt::cmd::card::import(
+            &mut cards,
+            None,
+            &planned,
+            secrecy::SecretString::from(ADMIN_PIN),
+            false,
+            false,
+        )
+        .expect("import");
+        for hidden in [false, true] {
+            let message = encrypt(
+                &[&cert],
+                TEXT,
+                Form {
+                    hidden,
+                    ..Form::default()
+                },
+            );
+            let (plain, report) = decrypt_prompting(&mut cards, &message)
+                .unwrap_or_else(|e| panic!("{suite:?} hidden={hidden}: {e}"));
+            assert_eq!(plain, TEXT);
+            assert_eq!(report.key_fingerprint, subkey.to_hex(), "{suite:?}");
+        }
+    }
+}
+
 #[test]
 fn hidden_recipient() {
     form_roundtrip(Form {

@@ -270,8 +270,15 @@ fn openpgpjs_seipdv2_message_is_inspected_and_decrypted() {
     assert!(m.recipients[0].fingerprint.is_some());
 
     // The same key imported onto a card decrypts it (OpenPGP.js-made key and message).
+    let report = import_and_decrypt(&secret, &message);
+    assert_eq!(report.aead_algo, Some(2), "OCB");
+}
+
+/// Puts the secret key in `secret` on a fresh virtual card and decrypts `message` with it
+/// (the plaintext must be `BODY`).
+fn import_and_decrypt(secret: &Path, message: &[u8]) -> decrypt::Report {
     let mut cards = Cards::new(&[0x0000_0A15]);
-    let cert = cardecrypt::provision::read_key(&secret).expect("read the OpenPGP.js key");
+    let cert = cardecrypt::provision::read_key(secret).expect("read the OpenPGP.js key");
     let planned = cardecrypt::provision::plan(&cert, &[], None).expect("plan");
     cardecrypt::cmd::card::import(
         &mut cards,
@@ -292,9 +299,46 @@ fn openpgpjs_seipdv2_message_is_inspected_and_decrypted() {
         &mut ui,
         &options(PinSource::Ask, false),
     )
-    .expect("the card decrypts OpenPGP.js's SEIPD v2");
+    .expect("the card decrypts OpenPGP.js's message");
     assert_eq!(&plain[..], BODY.as_bytes());
-    assert_eq!(report.aead_algo, Some(2), "OCB");
+    report
+}
+
+/// RFC 9580's X25519 keys (algorithm 25) from OpenPGP.js, as a v4 and as a v6 key, on a card
+/// (the card does the Curve25519 operation, the host RFC 9580's HKDF and key wrap), with
+/// SEIPD v1 (v3 PKESK) and v2 (v6 PKESK) messages; the key's fingerprint is reported whole.
+/// OpenPGP.js picks the message format from the key's features: SEIPD v1 and a v3 PKESK for
+/// the v4 key (it announces only v1), SEIPD v2 and a v6 PKESK for the v6 key.
+#[test]
+fn openpgpjs_x25519_keys_v4_and_v6_decrypt_on_a_card() {
+    let Some(ojs) = openpgpjs() else {
+        return;
+    };
+    for (kind, pkesk) in [("genkey-x25519", 3), ("genkey-v6", 6)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (secret, public) = (dir.path().join("ojs.sec"), dir.path().join("ojs.pub"));
+        let path = |p: &Path| p.to_str().expect("utf8").to_string();
+        node(&ojs, &[kind, &path(&secret), &path(&public)], b"");
+        let cert = cardecrypt::provision::read_key(&secret).expect("read");
+        let subkey = cert.keys().subkeys().next().expect("subkey").key().clone();
+        assert_eq!(u8::from(subkey.pk_algo()), 25, "{kind}: X25519");
+        assert_eq!(subkey.version(), if kind == "genkey-v6" { 6 } else { 4 });
+        for (seipd, armor) in [("v1", "binary"), ("v2", "armored")] {
+            let message = node(&ojs, &[seipd, armor, &path(&public)], BODY.as_bytes());
+            let i = inspect::outside(&message, &None).expect("inspect");
+            let m = i.message.as_ref().expect("message");
+            assert_eq!(
+                m.recipients[0].pkesk_version, pkesk,
+                "{kind} {seipd}: {m:?}"
+            );
+            let report = import_and_decrypt(&secret, &message);
+            assert_eq!(
+                report.key_fingerprint,
+                subkey.fingerprint().to_hex(),
+                "{kind} {seipd}"
+            );
+        }
+    }
 }
 
 /// An email whose outside gives much away: three Received hops (the sender's first with

@@ -504,7 +504,8 @@ fn assert_fails(out: &Output, code: u8, needle: &str) {
 
 /// A few of the peer vectors (`../shared/peer-vectors`) through the binaries: `card import`
 /// of the suite's key (SHA-1 self-signatures and a passphrase among them), then `cardecrypt`:
-/// GnuPG 1.4's 3DES message, GnuPG's tag-20 OCB packet in several chunks, and an rPGP SEIPD v2.
+/// GnuPG 1.4's 3DES message, GnuPG's tag-20 OCB packet in several chunks, an rPGP SEIPD v2,
+/// a v6 key (rPGP, NIST P-256) and GnuPG 2.1.5's key with padded secret MPIs.
 fn peer_vectors_decrypt_through_the_binaries(env: &Env) {
     use sha2::{Digest, Sha256};
     let dir = std::env::var_os("CARDECRYPT_PEER_VECTORS")
@@ -517,6 +518,8 @@ fn peer_vectors_decrypt_through_the_binaries(env: &Env) {
         "interop-gnupg-v1-4-11-001",
         "rpgp-gnupg-ocb-multichunk",
         "rpgp-rfc9580-v4nistp-seipdv2",
+        "rpgp-rfc9580-v6nistp-seipdv2",
+        "interop-gnupg-v2-1-5-001",
     ];
     let mut checked = 0;
     for line in table.lines().skip(1) {

@@ -56,20 +56,10 @@ fn cases() -> Vec<Case> {
 /// Cases cardecrypt refuses on purpose: (id prefix, why, text the error must contain).
 const REFUSED: &[(&str, &str, &str)] = &[
     (
-        "ojs-v6key-",
-        "v6 key: cards keep 20-byte v4 fingerprints, which is how cardecrypt finds the card's key",
-        "is a v6 key (RFC 9580), and cardecrypt puts only v4 keys on cards",
-    ),
-    (
-        "rpgp-rfc9580-v6",
-        "v6 key (RSA and NIST P-256), as above",
-        "is a v6 key (RFC 9580), and cardecrypt puts only v4 keys on cards",
-    ),
-    (
-        "interop-gnupg-v2-1-5-001",
-        "GnuPG 2.1.5 wrote the secret scalar as a non-canonical MPI inside the encrypted secret \
-         key; the passphrase is right and the error says so (gpg re-exports it readably)",
-        "the passphrase is right, but the secret key material",
+        "rpgp-rfc9580-v6-cv25519legacy",
+        "a v6 key with the legacy Curve25519 encoding, which RFC 9580 section 9.2 forbids (rPGP \
+         and OpenPGP.js refuse the key too)",
+        "which RFC 9580 forbids for v6 keys",
     ),
     (
         "ojs-ecdh-compat-old-gocrypto",
@@ -145,4 +135,20 @@ fn every_peer_vector_decrypts_or_is_refused_for_its_stated_reason() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// GnuPG 2.1.5's key with padded secret MPIs is read with the right passphrase (above), and a
+/// wrong one still says so: the checksum decides, not the MPI mending.
+#[test]
+fn padded_secret_mpis_still_need_the_right_passphrase() {
+    let case = cases()
+        .into_iter()
+        .find(|c| c.id == "interop-gnupg-v2-1-5-001")
+        .expect("the GnuPG 2.1.5 case");
+    let cert = cardecrypt::provision::read_key(&case.key).expect("read");
+    let wrong = Password::from("not the passphrase");
+    let err = cardecrypt::provision::plan(&cert, &[], Some(&wrong))
+        .err()
+        .expect("a wrong passphrase is refused");
+    assert!(err.to_string().contains("wrong passphrase"), "{err}");
 }

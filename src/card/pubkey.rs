@@ -6,6 +6,11 @@
 //! parameters; the parameters are found by rebuilding the key with each standard choice until
 //! its fingerprint is the one the card holds. The result is public data, cached on the host
 //! by fingerprint, so later runs need no extra APDU.
+//!
+//! A card's fingerprint slot has 20 bytes: a v4 key's whole fingerprint, or the first 20 of
+//! a v6 key's 32 (as GnuPG stores v5 keys). The private operation does not care about the key
+//! version, so a v6 key is rebuilt the same way, as a v6 packet whose fingerprint begins with
+//! the card's 20 bytes.
 
 use std::{
     path::{Path, PathBuf},
@@ -24,13 +29,13 @@ use openpgp_card::{
 use sequoia_openpgp::{
     crypto::mpi,
     packet::{
-        key::{Key4, PublicParts, UnspecifiedRole},
+        key::{Key4, Key6, PublicParts, UnspecifiedRole},
         Key, Packet,
     },
     parse::Parse,
     serialize::MarshalInto,
     types::{Curve, HashAlgorithm, PublicKeyAlgorithm, SymmetricAlgorithm},
-    Fingerprint,
+    KeyHandle, KeyID,
 };
 
 use super::SlotInfo;
@@ -59,31 +64,78 @@ pub fn slot_key(
     slot: &SlotInfo,
     cache_dir: Option<&Path>,
 ) -> Result<PublicKey> {
-    let wanted = Fingerprint::from_bytes(4, slot.fingerprint.as_bytes())
-        .map_err(|e| Error::KeyMismatch(format!("bad fingerprint on the card: {e}")))?;
-    let cache_file = cache_dir.map(|d| d.join(format!("{}.pgp", wanted.to_hex())));
-    if let Some(key) = cache_file.as_deref().and_then(|f| read_cached(f, &wanted)) {
+    let wanted = slot.fingerprint.as_bytes();
+    if wanted.len() != 20 {
+        return Err(Error::KeyMismatch(format!(
+            "the card's fingerprint has {} bytes, not 20",
+            wanted.len()
+        )));
+    }
+    let cache_file = cache_dir.map(|d| d.join(format!("{}.pgp", hex(wanted))));
+    if let Some(key) = cache_file.as_deref().and_then(|f| read_cached(f, wanted)) {
         return Ok(key);
     }
     let material = tx.public_key_material(key_type).map_err(Error::from)?;
     // Time 0 (1970) is a valid creation time, and cards report it as "no time": the
     // fingerprint check in `rebuild` tells whether it is right.
     let created = slot.created.as_ref().map_or(0, |t| t.get());
-    let key = rebuild(&material, &slot.algorithm, created, &wanted)?;
+    let key = rebuild(&material, &slot.algorithm, created, wanted)?;
     if let Some(file) = cache_file {
         write_cached(&file, &key);
     }
     Ok(key)
 }
 
-fn read_cached(file: &Path, wanted: &Fingerprint) -> Option<PublicKey> {
+/// Whether `key` is the key a card slot with fingerprint `on_card` holds.
+pub fn is_on_card(key: &PublicKey, on_card: &[u8]) -> bool {
+    match key.version() {
+        6 => key.fingerprint().as_bytes().get(..20) == Some(on_card),
+        _ => key.fingerprint().as_bytes() == on_card,
+    }
+}
+
+/// Whether a recipient named by `handle` may be the key with card fingerprint `on_card`,
+/// before the key is rebuilt: a v4 key's id is the last 8 bytes of its fingerprint, a v6
+/// key's the first 8, and a v6 fingerprint begins with the card's 20 bytes.
+pub fn may_be_on_card(handle: &KeyHandle, on_card: &[u8]) -> bool {
+    match handle {
+        KeyHandle::KeyID(KeyID::Long(id)) => {
+            on_card.len() >= 8 && (on_card.ends_with(id) || on_card.starts_with(id))
+        }
+        KeyHandle::KeyID(_) => false,
+        KeyHandle::Fingerprint(fp) => {
+            let fp = fp.as_bytes();
+            !on_card.is_empty() && (fp == on_card || (fp.len() == 32 && fp.starts_with(on_card)))
+        }
+    }
+}
+
+/// Legacy ECDH or EdDSA on Curve25519, which RFC 9580 (section 9.2) forbids in v6 keys.
+pub fn is_legacy_25519(mpis: &mpi::PublicKey) -> bool {
+    matches!(
+        mpis,
+        mpi::PublicKey::ECDH {
+            curve: Curve::Cv25519,
+            ..
+        } | mpi::PublicKey::EdDSA {
+            curve: Curve::Ed25519,
+            ..
+        }
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+fn read_cached(file: &Path, wanted: &[u8]) -> Option<PublicKey> {
     let bytes = std::fs::read(file).ok()?;
     let key: PublicKey = match Packet::from_bytes(&bytes).ok()? {
         Packet::PublicSubkey(k) => k.role_into_unspecified(),
         Packet::PublicKey(k) => k.role_into_unspecified(),
         _ => return None,
     };
-    (key.fingerprint() == *wanted).then_some(key)
+    is_on_card(&key, wanted).then_some(key)
 }
 
 fn write_cached(file: &Path, key: &PublicKey) {
@@ -101,25 +153,37 @@ fn write_cached(file: &Path, key: &PublicKey) {
     }
 }
 
-/// Tries each plausible encoding of the card's key until one has the card's fingerprint.
+/// Tries each plausible encoding of the card's key, as a v4 and then as a v6 key, until
+/// one has the card's fingerprint.
 pub fn rebuild(
     material: &PublicKeyMaterial,
     algorithm: &AlgorithmAttributes,
     created: u32,
-    wanted: &Fingerprint,
+    wanted: &[u8],
 ) -> Result<PublicKey> {
     let time = UNIX_EPOCH + Duration::from_secs(created.into());
-    for (pk_algo, mpis) in candidates(material, algorithm)? {
-        let key = Key4::<PublicParts, UnspecifiedRole>::new(time, pk_algo, mpis)
-            .map_err(|e| Error::KeyMismatch(e.to_string()))?;
-        let key: PublicKey = key.into();
-        if key.fingerprint() == *wanted {
-            return Ok(key);
-        }
-    }
-    Err(Error::KeyMismatch(format!(
-        "the card's key does not match its fingerprint {wanted}"
-    )))
+    let encodings = candidates(material, algorithm)?;
+    let v4 = encodings.iter().filter_map(|(pk_algo, mpis)| {
+        Key4::<PublicParts, UnspecifiedRole>::new(time, *pk_algo, mpis.clone())
+            .ok()
+            .map(PublicKey::from)
+    });
+    let v6 = encodings
+        .iter()
+        .filter(|(_, mpis)| !is_legacy_25519(mpis))
+        .filter_map(|(pk_algo, mpis)| {
+            Key6::<PublicParts, UnspecifiedRole>::new(time, *pk_algo, mpis.clone())
+                .ok()
+                .map(PublicKey::from)
+        });
+    v4.chain(v6)
+        .find(|key| is_on_card(key, wanted))
+        .ok_or_else(|| {
+            Error::KeyMismatch(format!(
+                "the card's key does not match its fingerprint {}",
+                hex(wanted)
+            ))
+        })
 }
 
 /// The OpenPGP encodings a card key may have, the usual one first: what gpg and Sequoia
@@ -160,15 +224,31 @@ pub fn candidates(
             };
             let q = mpi::MPI::new(&point);
             Ok(match attrs.ecc_type() {
-                EccType::EdDSA => vec![(
-                    PublicKeyAlgorithm::EdDSA,
-                    mpi::PublicKey::EdDSA { curve, q },
-                )],
+                EccType::EdDSA => {
+                    // RFC 9580's Ed25519 (algorithm 27): the same card key, encoded natively.
+                    let native = <[u8; 32]>::try_from(ecc.data())
+                        .ok()
+                        .map(|a| (PublicKeyAlgorithm::Ed25519, mpi::PublicKey::Ed25519 { a }));
+                    std::iter::once((
+                        PublicKeyAlgorithm::EdDSA,
+                        mpi::PublicKey::EdDSA { curve, q },
+                    ))
+                    .chain(native)
+                    .collect()
+                }
                 EccType::ECDSA => vec![(
                     PublicKeyAlgorithm::ECDSA,
                     mpi::PublicKey::ECDSA { curve, q },
                 )],
                 EccType::ECDH => {
+                    // RFC 9580's X25519 (algorithm 25) is the same card key as legacy
+                    // ECDH on Curve25519; only its OpenPGP encoding differs.
+                    let native = match (&curve, <[u8; 32]>::try_from(ecc.data())) {
+                        (Curve::Cv25519, Ok(u)) => {
+                            Some((PublicKeyAlgorithm::X25519, mpi::PublicKey::X25519 { u }))
+                        }
+                        _ => None,
+                    };
                     let usual = default_kdf(&curve);
                     let mut params = vec![usual];
                     for hash in [
@@ -197,6 +277,7 @@ pub fn candidates(
                             };
                             (PublicKeyAlgorithm::ECDH, mpis)
                         })
+                        .chain(native)
                         .collect()
                 }
             })

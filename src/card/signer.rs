@@ -99,6 +99,11 @@ impl crypto::Signer for CardSigner<'_, '_> {
                     mpi::Signature::ECDSA { r, s }
                 }
             }
+            PublicKeyAlgorithm::Ed25519 => mpi::Signature::Ed25519 {
+                s: Box::new(<[u8; 64]>::try_from(&sig[..]).map_err(|_| {
+                    anyhow::anyhow!("the card's Ed25519 signature is not 64 bytes")
+                })?),
+            },
             _ => mpi::Signature::RSA {
                 s: mpi::MPI::new(&sig),
             },

@@ -184,8 +184,14 @@ fn mark_cards(m: &mut openpgp::MessageFacts, cards: &CardKeys) {
         r.on_card = cards
             .iter()
             .find(|(_, fpr)| {
-                r.key_id.as_deref().is_some_and(|id| fpr.ends_with(id))
-                    || r.fingerprint.as_deref() == Some(fpr.as_str())
+                // A v4 key id ends the card's fingerprint, a v6 one starts it; a v6
+                // fingerprint begins with the card's 20 bytes.
+                r.key_id
+                    .as_deref()
+                    .is_some_and(|id| fpr.ends_with(id) || fpr.starts_with(id))
+                    || r.fingerprint
+                        .as_deref()
+                        .is_some_and(|f| f.starts_with(fpr.as_str()))
             })
             .map(|(ident, _)| ident.clone());
     }

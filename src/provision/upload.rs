@@ -53,15 +53,19 @@ struct EccParts {
 impl Uploadable {
     pub fn new(key: &Key<SecretParts, UnspecifiedRole>) -> Result<Self> {
         let fp = key.fingerprint();
-        let fingerprint = Fingerprint::try_from(fp.as_bytes()).map_err(|_| {
-            Error::Usage(format!(
-                "key {fp} is a v6 key (RFC 9580), and cardecrypt puts \
-                 only v4 keys on cards: OpenPGP cards 3.x keep a 20-byte v4 fingerprint and \
-                 creation time per slot, and that is how cardecrypt finds and rebuilds the \
-                 card's key; keep this key in software (gpg 2.5, sq) or give the card a v4 \
-                 key"
-            ))
-        })?;
+        // The card's fingerprint slot has 20 bytes: a v4 fingerprint, or the first 20 bytes
+        // of a v6 one (what GnuPG stores for its v5 keys). Decryption rebuilds the v6 key
+        // from the card and checks it against those bytes (`card::pubkey`).
+        let on_card = fp.as_bytes().get(..20).unwrap_or_default();
+        let fingerprint = Fingerprint::try_from(on_card)
+            .map_err(|_| Error::Usage(format!("key {fp} has no fingerprint a card can hold")))?;
+        if key.version() == 6 && crate::card::pubkey::is_legacy_25519(key.mpis()) {
+            return Err(Error::Usage(format!(
+                "key {fp} is a v6 key with the legacy Curve25519 encoding (ECDH or EdDSA on \
+                 Curve25519), which RFC 9580 forbids for v6 keys: the key is malformed; \
+                 make a new one"
+            )));
+        }
         let created = crate::time::to_secs(key.creation_time()) as u32;
         let secret = match key.optional_secret() {
             Some(sequoia_openpgp::packet::key::SecretKeyMaterial::Unencrypted(u)) => u,
@@ -109,10 +113,28 @@ fn material(public: &mpi::PublicKey, secret: &mpi::SecretKeyMaterial) -> Result<
         (mpi::PublicKey::EdDSA { curve, q }, mpi::SecretKeyMaterial::EdDSA { scalar }) => {
             ecc(curve, q.value(), scalar.value(), EccType::EdDSA)
         }
+        // RFC 9580's native Curve25519 keys (algorithms 25 and 27) are the card's
+        // Curve25519 keys with another encoding: the public key gets OpenPGP's 0x40 prefix;
+        // an X25519 secret is little-endian (RFC 7748) where legacy ECDH's is big-endian,
+        // while Ed25519's seed is the same string in both.
+        (mpi::PublicKey::X25519 { u }, mpi::SecretKeyMaterial::X25519 { x }) => {
+            let mut big_endian = Zeroizing::new(x.to_vec());
+            big_endian.reverse();
+            ecc(&Curve::Cv25519, &prefixed(u), &big_endian, EccType::ECDH)
+        }
+        (mpi::PublicKey::Ed25519 { a }, mpi::SecretKeyMaterial::Ed25519 { x }) => {
+            ecc(&Curve::Ed25519, &prefixed(a), x, EccType::EdDSA)
+        }
         _ => Err(Error::Usage(
             "this key algorithm cannot be put on an OpenPGP card".into(),
         )),
     }
+}
+
+fn prefixed(native: &[u8]) -> Vec<u8> {
+    let mut point = vec![0x40];
+    point.extend_from_slice(native);
+    point
 }
 
 fn ecc(curve: &Curve, q: &[u8], scalar: &[u8], kind: EccType) -> Result<Material> {
@@ -321,8 +343,13 @@ pub fn plan(
                             .into(),
                     )
                 })?;
-                key.decrypt_secret(password)
-                    .map_err(|e| secret_key_error(&e, &fingerprint))?
+                match key.clone().decrypt_secret(password) {
+                    Ok(key) => key,
+                    Err(e) => match decrypt_padded_secret(&key, password) {
+                        Some(key) => key,
+                        None => return Err(secret_key_error(&e, &fingerprint)),
+                    },
+                }
             };
             Ok(Planned {
                 slot,
@@ -332,6 +359,64 @@ pub fn plan(
             })
         })
         .collect()
+}
+
+/// Unlocks a secret key whose decrypted material has non-minimal MPIs (GnuPG 2.1.5 wrote
+/// ECC scalars with a leading zero byte), which sequoia refuses: the same CFB decryption and
+/// checksum as sequoia's, then the MPIs made minimal before sequoia parses them. `None`
+/// when the passphrase is wrong (the checksum decides) or the key is not of that kind.
+fn decrypt_padded_secret(
+    key: &Key<SecretParts, UnspecifiedRole>,
+    password: &sequoia_openpgp::crypto::Password,
+) -> Option<Key<SecretParts, UnspecifiedRole>> {
+    use crate::engine::symmetric::{BlockCipher, CfbDecryptor};
+    use sequoia_openpgp::{
+        crypto::mpi::SecretKeyChecksum, packet::key::SecretKeyMaterial, types::PublicKeyAlgorithm,
+    };
+    use sha1::{Digest, Sha1};
+
+    let SecretKeyMaterial::Encrypted(locked) = key.optional_secret()? else {
+        return None;
+    };
+    if locked.aead_algo().is_some() {
+        return None;
+    }
+    let algo = locked.algo();
+    let derived = locked
+        .s2k()
+        .derive_key(password, algo.key_size().ok()?)
+        .ok()?;
+    let cipher = BlockCipher::new(u8::from(algo), &derived)?;
+    // Sequoia keeps the IV in front of the ciphertext: decrypting both from a zero IV turns
+    // the IV into one block to throw away, and the rest into the secret.
+    let mut plain = Zeroizing::new(locked.ciphertext().ok()?.to_vec());
+    CfbDecryptor::new(cipher).decrypt(&mut plain);
+    let secret = plain.get(algo.block_size().ok()?..)?;
+    let material = match locked.checksum()? {
+        SecretKeyChecksum::SHA1 => {
+            let (material, sum) = secret.split_at(secret.len().checked_sub(20)?);
+            (Sha1::digest(material)[..] == *sum).then_some(material)?
+        }
+        SecretKeyChecksum::Sum16 => {
+            let (material, sum) = secret.split_at(secret.len().checked_sub(2)?);
+            let total = material
+                .iter()
+                .fold(0u16, |a, &b| a.wrapping_add(u16::from(b)));
+            (total.to_be_bytes()[..] == *sum).then_some(material)?
+        }
+    };
+    #[allow(deprecated)]
+    let count = match key.pk_algo() {
+        PublicKeyAlgorithm::RSAEncryptSign
+        | PublicKeyAlgorithm::RSAEncrypt
+        | PublicKeyAlgorithm::RSASign => 4,
+        PublicKeyAlgorithm::ECDH | PublicKeyAlgorithm::ECDSA | PublicKeyAlgorithm::EdDSA => 1,
+        _ => return None,
+    };
+    let mut minimal = Zeroizing::new(Vec::with_capacity(material.len()));
+    crate::lenient::secret_mpis(material, count, &mut minimal)?;
+    let parsed = mpi::SecretKeyMaterial::from_bytes(key.pk_algo(), &minimal).ok()?;
+    Some(key.clone().add_secret(parsed.into()).0)
 }
 
 /// A passphrase that does not unlock the key, or secret key material that cannot be read

@@ -1,5 +1,5 @@
 // Encrypts standard input with OpenPGP.js to the armored public keys named on the command
-// line: `node encrypt.mjs v2|v1 armored|binary KEY...`; or makes a key (`genkey`). v2 is SEIPD v2 with OCB (RFC 9580),
+// line: `node encrypt.mjs v2|v1 armored|binary KEY...`; or makes a key (`genkey...`). v2 is SEIPD v2 with OCB (RFC 9580),
 // as OpenPGP.js writes it with aeadProtect. Used by the tests to get messages from another
 // implementation at test time; OpenPGP.js itself is installed by scripts/test.sh.
 import { readFileSync } from 'node:fs';
@@ -9,14 +9,18 @@ import { pathToFileURL } from 'node:url';
 const openpgp = await import(pathToFileURL(process.env.OPENPGPJS).href);
 
 const [version, format, ...keyFiles] = process.argv.slice(2);
-if (version === 'genkey') {
-  // `node encrypt.mjs genkey SECRET_OUT PUBLIC_OUT`: a v4 Curve25519 key whose features
-  // announce SEIPD v2, as OpenPGP.js makes it with aeadProtect.
+if (version.startsWith('genkey')) {
+  // `node encrypt.mjs genkey[-x25519|-v6] SECRET_OUT PUBLIC_OUT`: `genkey` is a v4 key with
+  // legacy Curve25519 whose features announce SEIPD v2, as OpenPGP.js makes it with
+  // aeadProtect; `genkey-x25519` a v4 key with RFC 9580's Ed25519 and X25519 (algorithms 27
+  // and 25) that announces SEIPD v1 only; `genkey-v6` the same as a v6 key, with SEIPD v2.
   const { writeFileSync } = await import('node:fs');
+  const native = version !== 'genkey';
   const { privateKey, publicKey } = await openpgp.generateKey({
     userIDs: [{ name: 'OpenPGP.js test', email: 'ojs@cardecrypt.test' }],
     format: 'armored',
-    config: { aeadProtect: true },
+    ...(native ? { type: 'curve25519' } : {}),
+    config: { aeadProtect: version !== 'genkey-x25519', v6Keys: version === 'genkey-v6' },
   });
   writeFileSync(format, privateKey);
   writeFileSync(keyFiles[0], publicKey);
