@@ -54,21 +54,12 @@ fn cases() -> Vec<Case> {
 }
 
 /// Cases cardecrypt refuses on purpose: (id prefix, why, text the error must contain).
-const REFUSED: &[(&str, &str, &str)] = &[
-    (
-        "rpgp-rfc9580-v6-cv25519legacy",
-        "a v6 key with the legacy Curve25519 encoding, which RFC 9580 section 9.2 forbids (rPGP \
+const REFUSED: &[(&str, &str, &str)] = &[(
+    "rpgp-rfc9580-v6-cv25519legacy",
+    "a v6 key with the legacy Curve25519 encoding, which RFC 9580 section 9.2 forbids (rPGP \
          and OpenPGP.js refuse the key too)",
-        "which RFC 9580 forbids for v6 keys",
-    ),
-    (
-        "ojs-ecdh-compat-old-gocrypto",
-        "besides the ECDH KDF quirk (which cardecrypt reads, see ojs-ecdh-compat-old-openpgpjs) \
-         its framing is malformed (a first partial body length below 512 bytes); gpg refuses \
-         it too",
-        "Malformed",
-    ),
-];
+    "which RFC 9580 forbids for v6 keys",
+)];
 
 /// Imports the case's key onto a fresh card and decrypts; the plaintext's sha256.
 fn run(case: &Case) -> Result<String, Error> {
