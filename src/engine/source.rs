@@ -52,14 +52,14 @@ impl Guard {
     }
 
     /// A reader of `file` that records block hashes (pass 1).
-    pub fn record(&self, file: &File) -> Result<Checked> {
-        self.reader(file, false, Failure::default())
+    pub fn record(&self, file: &File) -> Result<Box<dyn Read + Send + Sync>> {
+        self.reader(file, false, Failure::default()).map(ahead)
     }
 
     /// A reader of `file` that checks every block against pass 1 (pass 2). A mismatch is
     /// reported through `failure`.
-    pub fn verify(&self, file: &File, failure: Failure) -> Result<Checked> {
-        self.reader(file, true, failure)
+    pub fn verify(&self, file: &File, failure: Failure) -> Result<Box<dyn Read + Send + Sync>> {
+        self.reader(file, true, failure).map(ahead)
     }
 
     fn reader(&self, file: &File, check: bool, failure: Failure) -> Result<Checked> {
@@ -97,24 +97,30 @@ pub struct Checked {
 
 impl Checked {
     fn next_block(&mut self) -> io::Result<()> {
-        self.block.clear();
+        let mut block = std::mem::take(&mut self.block);
+        let read = self.read_block(&mut block);
+        self.block = block;
         self.at = 0;
+        read
+    }
+
+    /// Reads the next block into `block`, hashing or checking it.
+    fn read_block(&mut self, block: &mut Vec<u8>) -> io::Result<()> {
+        block.clear();
         // read_to_end grows the buffer only as far as the file goes: a small message costs
         // no megabyte of zeroing.
-        let filled = (&mut self.file)
-            .take(BLOCK as u64)
-            .read_to_end(&mut self.block)?;
+        let filled = (&mut self.file).take(BLOCK as u64).read_to_end(block)?;
         if filled < BLOCK {
             self.eof = true;
         }
-        let hash = self.mac.hash(&self.block).to_be_bytes();
+        let hash = self.mac.hash(block).to_be_bytes();
         let mut hashes = self
             .hashes
             .lock()
             .map_err(|_| io::Error::other("guard poisoned"))?;
         if self.check {
             if hashes.get(self.index) != Some(&hash) {
-                self.block.clear();
+                block.clear();
                 drop(hashes);
                 return Err(self.failure.set(Error::InputChanged));
             }
@@ -138,6 +144,123 @@ impl Read for Checked {
         out[..n].copy_from_slice(&self.block[self.at..self.at + n]);
         self.at += n;
         Ok(n)
+    }
+}
+
+/// Files larger than this are read a block ahead on a thread of their own.
+const AHEAD_FROM: u64 = 4 * BLOCK as u64;
+
+/// `checked` as it is for a small file, or read ahead on a second thread for a large one:
+/// reading and the keyed block check then run beside the decryption.
+fn ahead(checked: Checked) -> Box<dyn Read + Send + Sync> {
+    let large = checked.file.metadata().is_ok_and(|m| m.len() >= AHEAD_FROM);
+    if large {
+        Box::new(ReadAhead::new(checked))
+    } else {
+        Box::new(checked)
+    }
+}
+
+type Filled = io::Result<Vec<u8>>;
+
+/// A [`Checked`] file read on its own thread, blocks handed over through a channel and
+/// their buffers handed back (three in all: bounded memory, no page faults per block).
+struct ReadAhead {
+    /// In a mutex only to be `Sync`, as the engine's readers must be.
+    full: Option<Mutex<std::sync::mpsc::Receiver<Filled>>>,
+    empty: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    current: Vec<u8>,
+    at: usize,
+    done: bool,
+}
+
+impl ReadAhead {
+    fn new(mut checked: Checked) -> ReadAhead {
+        use std::sync::mpsc::sync_channel;
+        const BUFFERS: usize = 3;
+        let (full_tx, full) = sync_channel::<Filled>(BUFFERS);
+        let (empty, empty_rx) = sync_channel::<Vec<u8>>(BUFFERS);
+        for _ in 0..BUFFERS {
+            let _ = empty.send(Vec::with_capacity(BLOCK));
+        }
+        let thread = std::thread::spawn(move || {
+            while let Ok(mut block) = empty_rx.recv() {
+                let read = checked.read_block(&mut block);
+                let last = checked.eof || read.is_err();
+                let sent = full_tx.send(read.map(|()| block));
+                if last {
+                    // An empty block after the last one says "end".
+                    let _ = full_tx.send(Ok(Vec::new()));
+                    return;
+                }
+                if sent.is_err() {
+                    return;
+                }
+            }
+        });
+        ReadAhead {
+            full: Some(Mutex::new(full)),
+            empty: Some(empty),
+            thread: Some(thread),
+            current: Vec::new(),
+            at: 0,
+            done: false,
+        }
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.at < self.current.len() {
+                let n = out.len().min(self.current.len() - self.at);
+                out[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+                self.at += n;
+                return Ok(n);
+            }
+            if self.done {
+                return Ok(0);
+            }
+            let used = std::mem::take(&mut self.current);
+            if used.capacity() > 0 {
+                if let Some(empty) = &self.empty {
+                    let _ = empty.send(used);
+                }
+            }
+            self.at = 0;
+            let next = self
+                .full
+                .as_mut()
+                .and_then(|f| f.get_mut().ok())
+                .and_then(|f| f.recv().ok());
+            match next {
+                Some(Ok(block)) => {
+                    self.done = block.is_empty();
+                    self.current = block;
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                None => {
+                    self.done = true;
+                    return Err(io::Error::other("the reading thread stopped"));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ReadAhead {
+    /// Stops the thread and waits for it: pass 2 must not start while pass 1's thread may
+    /// still record block hashes.
+    fn drop(&mut self) {
+        self.full.take();
+        self.empty.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
