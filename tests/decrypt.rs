@@ -163,6 +163,18 @@ fn v6_keys_go_on_a_card_and_decrypt() {
             assert_eq!(plain, TEXT);
             assert_eq!(report.key_fingerprint, subkey.to_hex(), "{suite:?}");
         }
+        // `card status` names the whole v6 fingerprint, rebuilt from the card.
+        let backend = Box::new(cards.0[0].backend()) as cardecrypt::card::Backend;
+        let mut card = openpgp_card::Card::new(backend).expect("open");
+        let mut tx = card.transaction().expect("tx");
+        let status = cardecrypt::card::report::read(&mut tx, "virtual").expect("status");
+        let slot = status
+            .slots
+            .iter()
+            .find(|s| s.slot == "decryption")
+            .expect("decryption slot");
+        assert_eq!(slot.key_version, Some(6), "{suite:?}");
+        assert_eq!(slot.fingerprint.as_deref(), Some(&subkey.to_hex()[..]));
     }
 }
 

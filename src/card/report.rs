@@ -41,6 +41,8 @@ pub struct Status {
 pub struct Slot {
     pub slot: &'static str,
     pub algorithm: String,
+    /// 4 or 6, when the key could be rebuilt from the card.
+    pub key_version: Option<u8>,
     pub fingerprint: Option<String>,
     /// Seconds since the epoch.
     pub created: Option<u32>,
@@ -123,10 +125,22 @@ pub fn read(tx: &mut Card<Transaction<'_>>, reader: &str) -> Result<Status> {
             KeyType::Decryption => k.dec_status(),
             _ => k.aut_status(),
         });
+        // The key itself, rebuilt from the card (or the public key cache): a v6 key's
+        // whole fingerprint, where the card keeps only its first 20 bytes.
+        let cache = super::pubkey::default_cache_dir();
+        let key = info
+            .as_ref()
+            .and_then(|i| super::pubkey::slot_key(tx, slot, i, cache.as_deref()).ok());
+        let fingerprint = match (&info, &key) {
+            (Some(_), Some(k)) if k.version() == 6 => Some(k.fingerprint().to_hex()),
+            (Some(i), _) => Some(format!("{:X}", i.fingerprint)),
+            (None, _) => None,
+        };
         slots.push(Slot {
             slot: slot_name(slot),
             algorithm,
-            fingerprint: info.as_ref().map(|i| format!("{:X}", i.fingerprint)),
+            key_version: key.as_ref().map(|k| k.version()),
+            fingerprint,
             created: info
                 .as_ref()
                 .and_then(|i| i.created.as_ref().map(|t| t.get())),
@@ -192,7 +206,8 @@ impl Status {
                 match &s.fingerprint {
                     None => "[none]".to_string(),
                     Some(fp) => format!(
-                        "{fp}\n                {}{}{}",
+                        "{fp}\n                {}{}{}{}",
+                        if s.key_version == Some(6) { "v6, " } else { "" },
                         s.algorithm,
                         s.created
                             .map(|t| format!(", created {}", crate::time::utc_date(t.into())))
