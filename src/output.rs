@@ -15,6 +15,7 @@ use std::{
 };
 
 use rustix::fs::{AtFlags, Mode, OFlags, CWD};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
@@ -103,6 +104,21 @@ impl PendingFile {
         io::BufWriter::with_capacity(1 << 20, &self.file)
     }
 
+    /// A writer that, if `threaded` is set by its first write, does the writing on a thread
+    /// of its own (the copy into the page cache then runs beside the decryption), else
+    /// buffers on this one. Flush it before [`PendingFile::commit`].
+    pub fn writer_for(
+        &self,
+        threaded: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> FileWriter<'_> {
+        FileWriter {
+            file: &self.file,
+            threaded,
+            direct: None,
+            background: None,
+        }
+    }
+
     /// Makes the complete file visible under its name.
     pub fn commit(mut self) -> Result<()> {
         let target = self.target.clone();
@@ -174,6 +190,172 @@ impl Drop for PendingFile {
     }
 }
 
+/// See [`PendingFile::writer_for`].
+pub struct FileWriter<'f> {
+    file: &'f File,
+    threaded: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    direct: Option<io::BufWriter<&'f File>>,
+    background: Option<Background>,
+}
+
+impl Write for FileWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if let Some(b) = &mut self.background {
+            return b.write(data);
+        }
+        if let Some(d) = &mut self.direct {
+            return d.write(data);
+        }
+        if self.threaded.load(std::sync::atomic::Ordering::Relaxed) {
+            self.background = Some(Background::new(self.file.try_clone()?));
+        } else {
+            self.direct = Some(io::BufWriter::with_capacity(BACKGROUND_BLOCK, self.file));
+        }
+        self.write(data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match (&mut self.background, &mut self.direct) {
+            (Some(b), _) => b.finish(),
+            (None, Some(d)) => d.flush(),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// Size of the buffers a [`Background`] writer hands to its thread.
+const BACKGROUND_BLOCK: usize = 1 << 20;
+/// Buffers in all: one being filled, the others being written or waiting.
+const BACKGROUND_BUFFERS: usize = 3;
+
+/// Plaintext written to a file on a second thread, in buffers that are wiped after each
+/// write (plaintext is not left in freed memory) and reused.
+pub struct Background {
+    to_thread: Option<std::sync::mpsc::SyncSender<Zeroizing<Vec<u8>>>>,
+    from_thread: std::sync::mpsc::Receiver<Zeroizing<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    error: std::sync::Arc<std::sync::Mutex<Option<io::Error>>>,
+    current: Zeroizing<Vec<u8>>,
+    /// Buffers handed to the thread and not yet back.
+    out: usize,
+    /// Buffers made so far (at most [`BACKGROUND_BUFFERS`]).
+    made: usize,
+}
+
+impl Background {
+    fn new(mut file: File) -> Background {
+        use std::sync::mpsc::sync_channel;
+        let (to_thread, rx) = sync_channel::<Zeroizing<Vec<u8>>>(BACKGROUND_BUFFERS);
+        let (tx, from_thread) = sync_channel::<Zeroizing<Vec<u8>>>(BACKGROUND_BUFFERS);
+        let error = std::sync::Arc::new(std::sync::Mutex::new(None::<io::Error>));
+        let failed = error.clone();
+        let thread = std::thread::spawn(move || {
+            let mut ok = true;
+            while let Ok(mut buf) = rx.recv() {
+                if ok {
+                    if let Err(e) = file.write_all(&buf) {
+                        ok = false;
+                        if let Ok(mut slot) = failed.lock() {
+                            slot.get_or_insert(e);
+                        }
+                    }
+                }
+                let used = buf.len();
+                zeroize::Zeroize::zeroize(&mut buf[..used]);
+                buf.clear();
+                if tx.send(buf).is_err() {
+                    return;
+                }
+            }
+        });
+        Background {
+            to_thread: Some(to_thread),
+            from_thread,
+            thread: Some(thread),
+            error,
+            current: Zeroizing::new(Vec::new()),
+            out: 0,
+            made: 1,
+        }
+    }
+
+    fn failed(&self) -> io::Result<()> {
+        match self.error.lock() {
+            Ok(mut slot) => match slot.take() {
+                Some(e) => {
+                    let copy = io::Error::new(e.kind(), e.to_string());
+                    *slot = Some(e);
+                    Err(copy)
+                }
+                None => Ok(()),
+            },
+            Err(_) => Err(io::Error::other("the writing thread failed")),
+        }
+    }
+
+    /// Hands the current buffer to the thread and takes an empty one.
+    fn hand_over(&mut self) -> io::Result<()> {
+        let gone = || io::Error::other("the writing thread stopped");
+        let next = if self.made < BACKGROUND_BUFFERS {
+            self.made += 1;
+            Zeroizing::new(Vec::new())
+        } else {
+            self.out -= 1;
+            self.from_thread.recv().map_err(|_| gone())?
+        };
+        let full = std::mem::replace(&mut self.current, next);
+        self.to_thread
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(full)
+            .map_err(|_| gone())?;
+        self.out += 1;
+        self.failed()
+    }
+
+    /// Writes what is left and waits until the thread wrote everything; its first error.
+    pub fn finish(&mut self) -> io::Result<()> {
+        if !self.current.is_empty() {
+            self.hand_over()?;
+        }
+        while self.out > 0 {
+            self.from_thread
+                .recv()
+                .map_err(|_| io::Error::other("the writing thread stopped"))?;
+            self.out -= 1;
+        }
+        self.failed()
+    }
+}
+
+impl Write for Background {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.current.capacity() == 0 {
+            self.current.reserve_exact(BACKGROUND_BLOCK);
+        }
+        let room = BACKGROUND_BLOCK - self.current.len();
+        let n = room.min(data.len());
+        self.current.extend_from_slice(&data[..n]);
+        if self.current.len() == BACKGROUND_BLOCK {
+            self.hand_over()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.finish()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.to_thread.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Writes `data` to `path` (mode 0600), through a [`PendingFile`].
 pub fn write_file(path: &Path, data: &[u8], overwrite: bool) -> Result<()> {
     let mut pending = PendingFile::create(path, overwrite)?;
@@ -214,6 +396,35 @@ mod tests {
         write_file(&out, b"other", true).expect("overwrite");
         assert_eq!(std::fs::read(&out).expect("read"), b"other");
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+    }
+
+    #[test]
+    fn the_threaded_writer_writes_everything_in_order_and_reports_errors() {
+        use std::sync::{atomic::AtomicBool, Arc};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("big");
+        let data: Vec<u8> = (0..(5 * BACKGROUND_BLOCK + 12345) as u32)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        for threaded in [true, false] {
+            let _ = std::fs::remove_file(&out);
+            let pending = PendingFile::create(&out, false).expect("create");
+            {
+                let mut w = pending.writer_for(Arc::new(AtomicBool::new(threaded)));
+                for piece in data.chunks(300_001) {
+                    w.write_all(piece).expect("write");
+                }
+                w.flush().expect("flush");
+            }
+            pending.commit().expect("commit");
+            assert_eq!(std::fs::read(&out).expect("read"), data, "threaded {threaded}");
+        }
+        // A file that cannot be written: the thread's error comes back, at the latest from
+        // the flush.
+        let read_only = File::open(&out).expect("open");
+        let mut w = Background::new(read_only);
+        let wrote = data.chunks(300_001).try_for_each(|p| w.write_all(p));
+        assert!(wrote.and_then(|()| w.finish()).is_err());
     }
 
     #[test]

@@ -123,6 +123,9 @@ struct Pass<'p> {
     tee: Option<std::fs::File>,
     /// Write the inner packet stream, not the literal data ([`Settings::unwrap`]).
     unwrap: bool,
+    /// Set for an AEAD container when writing to a file: the file is then written on a
+    /// thread of its own (SEIPD v1 keeps its second core for SHA-1).
+    threaded_output: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Bytes read at once from the input by the packet parser.
@@ -305,6 +308,9 @@ fn decrypt_packets(
             &unlocked
         }
     };
+    if let (Container::Aead(_), Some(flag)) = (&container, &pass.threaded_output) {
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let facts = &mut *pass.facts;
     let decrypted: Box<dyn Read + Send + Sync + '_> = match &container {
         Container::SeipdV1 => {
@@ -698,6 +704,7 @@ pub fn decrypt(
         unlocked: None,
         tee: None,
         unwrap: settings.unwrap,
+        threaded_output: None,
     };
     let size = match &input {
         Input::File(f) => f.metadata().ok().map(|m| m.len()),
@@ -727,9 +734,11 @@ pub fn decrypt(
             &mut io::sink(),
             &failure,
         ),
-        Dest::File(mut pending) => {
+        Dest::File(pending) => {
+            let threaded = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            pass.threaded_output = Some(threaded.clone());
             let n = {
-                let mut w = pending.writer();
+                let mut w = pending.writer_for(threaded);
                 let n = run_pass(
                     reader(input),
                     None,
@@ -863,6 +872,7 @@ fn second_pass(
         unlocked: None,
         tee: None,
         unwrap: first.unwrap,
+        threaded_output: None,
     };
     let n = run_pass(
         input,
