@@ -417,7 +417,11 @@ mod tests {
                 w.flush().expect("flush");
             }
             pending.commit().expect("commit");
-            assert_eq!(std::fs::read(&out).expect("read"), data, "threaded {threaded}");
+            assert_eq!(
+                std::fs::read(&out).expect("read"),
+                data,
+                "threaded {threaded}"
+            );
         }
         // A file that cannot be written: the thread's error comes back, at the latest from
         // the flush.
