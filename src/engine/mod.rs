@@ -1,7 +1,8 @@
 //! The decryption engine: any message size in bounded memory, and no plaintext released
 //! before the whole message authenticated.
 //!
-//! Sequoia parses the framing (packet headers, partial lengths, PKESKs) and, inside the
+//! The outer framing is ours ([`framing`]: packet headers, partial lengths; each session key
+//! packet is handed to sequoia whole). Sequoia parses the PKESKs and SKESKs and, inside the
 //! encryption, the compressed, literal and signature packets. The encryption layer itself is
 //! ours ([`seipd`], [`aead`]): batched CFB with SHA-NI SHA-1 for SEIPD v1, batched OCB for
 //! SEIPD v2 and GnuPG's tag-20 packet, and every cipher old archives use. Armor is removed by
@@ -18,6 +19,7 @@
 
 pub mod aead;
 pub mod armor;
+pub mod framing;
 pub mod ocb;
 pub mod seipd;
 pub mod source;
@@ -31,10 +33,10 @@ use std::{
 use sequoia_openpgp::{
     self as openpgp,
     crypto::SessionKey,
-    packet::{Packet, Tag, PKESK, SEIP, SKESK},
+    packet::{Packet, Tag, PKESK, SKESK},
     parse::{
         stream::{MessageStructure, VerificationHelper, VerifierBuilder},
-        PacketParser, PacketParserBuilder, PacketParserResult, Parse,
+        PacketParser, Parse,
     },
     policy::StandardPolicy,
     types::SymmetricAlgorithm,
@@ -233,28 +235,28 @@ enum Container {
     Aead(aead::Params),
 }
 
+/// Session key packets larger than this are refused (an RSA-16384 PKESK is 2 KiB).
+const MAX_SESSION_KEY_PACKET: u64 = 1 << 16;
+
 fn decrypt_packets(
-    binary: Box<dyn Read + Send + Sync + '_>,
+    mut binary: Box<dyn Read + Send + Sync + '_>,
     armored: bool,
     keys: Keys<'_>,
     pass: &mut Pass<'_>,
     out: &mut dyn Write,
     failure: &Failure,
 ) -> Result<u64> {
-    let bad = |e: anyhow::Error| parse_error(armored, &e);
-    let mut ppr = PacketParserBuilder::from_reader(binary)
-        .and_then(|b| {
-            b.dearmor(openpgp::parse::Dearmor::Disabled)
-                .automatic_hashing(false)
-                .build()
-        })
-        .map_err(bad)?;
+    let read_error = |e: io::Error| {
+        failure
+            .take()
+            .unwrap_or_else(|| Error::io("cannot read the message", e))
+    };
     let mut pkesks = Vec::new();
     let mut skesks = Vec::new();
-    let mut pp = loop {
-        let pp = match ppr {
-            PacketParserResult::Some(pp) => pp,
-            PacketParserResult::EOF(_) => {
+    let mut first = true;
+    let (tag, length) = loop {
+        let header = match framing::read_header(&mut binary).map_err(read_error)? {
+            None => {
                 return Err(Error::BadMessage(
                     if pkesks.is_empty() && skesks.is_empty() {
                         "the message holds no encrypted data".into()
@@ -263,32 +265,87 @@ fn decrypt_packets(
                     },
                 ));
             }
+            Some(Err(framing::HeaderError::NotAPacket)) if first && !armored => {
+                return Err(Error::NotOpenPgp("no OpenPGP data found".into()));
+            }
+            Some(Err(framing::HeaderError::NotAPacket)) => {
+                return Err(Error::Malformed(
+                    "Malformed packet header: not an OpenPGP packet tag".into(),
+                ));
+            }
+            Some(Err(framing::HeaderError::Truncated)) => {
+                return Err(Error::BadMessage(
+                    "the message is truncated inside a packet header".into(),
+                ));
+            }
+            Some(Ok(h)) => h,
         };
-        match &pp.packet {
-            Packet::PKESK(p) => pkesks.push(p.clone()),
-            Packet::SKESK(s) => skesks.push(s.clone()),
-            Packet::Marker(_) | Packet::Padding(_) => {}
-            Packet::SEIP(_) => break pp,
-            Packet::Unknown(u) if matches!(u.tag(), Tag::AED | Tag::SED) => break pp,
-            Packet::Unknown(u) if u.tag() == Tag::PKESK => {
-                return Err(Error::BadMessage(format!(
-                    "an encrypted session key cannot be read: {}",
-                    u.error()
-                )));
+        first = false;
+        match header.tag {
+            // SEIP, OCB/AEAD Encrypted Data (tag 20), SED.
+            18 | 20 | 9 => break (header.tag, header.length),
+            // PKESK, SKESK, Marker, Padding: small, whole packets.
+            1 | 3 | 10 | 21 => {
+                let framing::Length::Full(len) = header.length else {
+                    return Err(Error::BadMessage(format!(
+                        "a {} packet without a definite length",
+                        Tag::from(header.tag)
+                    )));
+                };
+                if len > MAX_SESSION_KEY_PACKET {
+                    return Err(Error::BadMessage(format!(
+                        "a {} packet of {len} bytes",
+                        Tag::from(header.tag)
+                    )));
+                }
+                let mut body = Vec::with_capacity(len as usize);
+                (&mut binary)
+                    .take(len)
+                    .read_to_end(&mut body)
+                    .map_err(read_error)?;
+                if body.len() as u64 != len {
+                    return Err(Error::BadMessage(format!(
+                        "the message is truncated inside a {} packet",
+                        Tag::from(header.tag)
+                    )));
+                }
+                if !matches!(header.tag, 1 | 3) {
+                    continue;
+                }
+                let packet = Packet::from_bytes(&framing::encode(header.tag, &body))
+                    .map_err(|e| parse_error(armored, &e))?;
+                match packet {
+                    Packet::PKESK(p) => pkesks.push(p),
+                    Packet::SKESK(s) => skesks.push(s),
+                    // A password packet of a version this program cannot read does not
+                    // stand in the way of a card's PKESK.
+                    Packet::Unknown(u) if u.tag() == Tag::SKESK => {}
+                    Packet::Unknown(u) => {
+                        return Err(Error::BadMessage(format!(
+                            "an encrypted session key cannot be read: {}",
+                            u.error()
+                        )));
+                    }
+                    other => {
+                        return Err(Error::BadMessage(format!(
+                            "a {} packet where encrypted data was expected",
+                            other.tag()
+                        )));
+                    }
+                }
             }
-            Packet::Literal(_) | Packet::CompressedData(_) | Packet::OnePassSig(_) => {
-                return Err(Error::Unencrypted);
-            }
+            // Literal data, compressed data, one-pass signature: a message not encrypted.
+            11 | 8 | 4 => return Err(Error::Unencrypted),
             other => {
                 return Err(Error::BadMessage(format!(
                     "a {} packet where encrypted data was expected",
-                    other.tag()
+                    Tag::from(other)
                 )));
             }
         }
-        ppr = pp.next().map_err(bad)?.1;
     };
-    let container = read_container_header(&mut pp)?;
+    let mut body = framing::Body::new(&mut binary, length);
+    let container = read_container_header(tag, &mut body)?;
     let unlocked;
     let asked = matches!(keys, Keys::Ask(_));
     let unlocked = match keys {
@@ -324,7 +381,7 @@ fn decrypt_packets(
             facts.sym_algo = Some(sym);
             facts.weak_cipher = symmetric::weakness(sym);
             Box::new(seipd::SeipdV1Reader::new(
-                &mut pp,
+                &mut body,
                 symmetric::CfbDecryptor::new(cipher),
                 asked,
                 failure.clone(),
@@ -335,7 +392,7 @@ fn decrypt_packets(
             facts.aead_algo = Some(params.aead);
             facts.librepgp = matches!(params.container, aead::Container::Librepgp { .. });
             Box::new(aead::AeadReader::new(
-                &mut pp,
+                &mut body,
                 params,
                 &unlocked.key,
                 failure.clone(),
@@ -349,13 +406,18 @@ fn decrypt_packets(
     };
     // One message per input: a second one glued on could be shown as if it were part of the
     // first (RFC 9580's message grammar has one encrypted container).
-    match pp.next().map_err(bad)?.1 {
-        PacketParserResult::EOF(_) => {}
-        PacketParserResult::Some(next) => {
+    match framing::read_header(body.rest()).map_err(read_error)? {
+        None => {}
+        Some(Ok(next)) => {
             return Err(Error::BadMessage(format!(
                 "a {} packet follows the encrypted data: the input is not one OpenPGP message",
-                next.packet.tag()
+                Tag::from(next.tag)
             )));
+        }
+        Some(Err(_)) => {
+            return Err(Error::BadMessage(
+                "data that is not OpenPGP follows the encrypted data".into(),
+            ));
         }
     }
     if asked {
@@ -380,28 +442,37 @@ fn key_fits(container: &Container, algo: Option<SymmetricAlgorithm>, key: &Sessi
     }
 }
 
-/// Reads the container's version and parameters from the packet body (SEIP v1/v2 headers
-/// are parsed by sequoia; tag 20 and SED are not).
-fn read_container_header(pp: &mut PacketParser<'_>) -> Result<Container> {
-    match &pp.packet {
-        Packet::SEIP(SEIP::V1(_)) => Ok(Container::SeipdV1),
-        Packet::SEIP(SEIP::V2(seip)) => {
-            let chunk = seip.chunk_size();
-            if !chunk.is_power_of_two() || chunk < 64 {
-                return Err(Error::BadMessage("the AEAD chunk size is invalid".into()));
+/// Reads the container's version and parameters from the start of its body.
+fn read_container_header(tag: u8, body: &mut dyn Read) -> Result<Container> {
+    let truncated = |_| Error::BadMessage("the encrypted data packet is truncated".into());
+    match tag {
+        9 => Err(Error::NoIntegrity),
+        18 => {
+            let mut version = [0u8; 1];
+            body.read_exact(&mut version).map_err(truncated)?;
+            match version[0] {
+                1 => Ok(Container::SeipdV1),
+                2 => {
+                    let mut head = [0u8; 35];
+                    body.read_exact(&mut head).map_err(truncated)?;
+                    let [sym, aead, chunk_octet, ..] = head;
+                    let mut salt = [0u8; 32];
+                    salt.copy_from_slice(&head[3..]);
+                    Ok(Container::Aead(aead::Params {
+                        sym,
+                        aead,
+                        chunk_octet,
+                        container: aead::Container::SeipdV2 { salt },
+                    }))
+                }
+                v => Err(Error::Unsupported(format!(
+                    "version {v} of the encrypted data packet"
+                ))),
             }
-            Ok(Container::Aead(aead::Params {
-                sym: u8::from(seip.symmetric_algo()),
-                aead: u8::from(seip.aead()),
-                chunk_octet: (chunk.trailing_zeros() - 6) as u8,
-                container: aead::Container::SeipdV2 { salt: *seip.salt() },
-            }))
         }
-        Packet::Unknown(u) if u.tag() == Tag::SED => Err(Error::NoIntegrity),
-        Packet::Unknown(_) => {
+        _ => {
             let mut head = [0u8; 4];
-            pp.read_exact(&mut head)
-                .map_err(|_| Error::BadMessage("the AEAD packet is truncated".into()))?;
+            body.read_exact(&mut head).map_err(truncated)?;
             let [version, sym, aead, chunk_octet] = head;
             if version != 1 {
                 return Err(Error::Unsupported(format!(
@@ -412,8 +483,7 @@ fn read_container_header(pp: &mut PacketParser<'_>) -> Result<Container> {
                 Error::Unsupported(format!("the AEAD mode {}", aead::aead_name(aead)))
             })?;
             let mut iv = vec![0u8; nonce_len];
-            pp.read_exact(&mut iv)
-                .map_err(|_| Error::BadMessage("the AEAD packet is truncated".into()))?;
+            body.read_exact(&mut iv).map_err(truncated)?;
             Ok(Container::Aead(aead::Params {
                 sym,
                 aead,
@@ -421,10 +491,6 @@ fn read_container_header(pp: &mut PacketParser<'_>) -> Result<Container> {
                 container: aead::Container::Librepgp { iv },
             }))
         }
-        Packet::SEIP(_) => Err(Error::Unsupported(
-            "this version of the encrypted data packet".into(),
-        )),
-        _ => Err(Error::BadMessage("no encrypted data".into())),
     }
 }
 
