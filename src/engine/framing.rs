@@ -276,7 +276,7 @@ mod tests {
             }))
         );
         assert_eq!(h(&[]), None);
-        assert_eq!(h(&[b'h']), Some(Err(HeaderError::NotAPacket)));
+        assert_eq!(h(b"h"), Some(Err(HeaderError::NotAPacket)));
         assert_eq!(h(&[0xD2, 0xFF, 0]), Some(Err(HeaderError::Truncated)));
     }
 
