@@ -130,8 +130,9 @@ struct Pass<'p> {
     threaded_output: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
-/// Bytes read at once from the input by the packet parser.
-const INPUT_BUFFER: usize = 1 << 20;
+/// Input buffered for reading packet headers and armor. Smaller than the engine's reads
+/// of the encrypted data, which then bypass it (no extra copy of the bulk).
+const INPUT_BUFFER: usize = 1 << 16;
 /// Literal data sequoia's verifier holds back until signatures are checked. Authentication
 /// is ours, so this needs no size of its own; but at 64 KiB the verifier's reader grew its
 /// buffers with the message (measured: 900 MiB peak for 256 MiB), at 1 MiB it stays flat.
