@@ -25,7 +25,10 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     let mut options = options(&args.read, pin, &config, verbose)?;
     // A person watching a large file: only on a terminal, never for a mail client.
     if args.status_fd.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        options.progress = Some(std::sync::Arc::new(draw_progress));
+        let line = ProgressLine::default();
+        options.progress = Some(std::sync::Arc::new(move |phase, done, total| {
+            line.draw(phase, done, total)
+        }));
     }
     let input = engine::Input::open(args.file.as_deref())?;
     let mut ui = Prompter {
@@ -78,17 +81,73 @@ pub(crate) fn weak_cipher_note(report: &Report, ui: &mut dyn Interaction) {
     }
 }
 
-/// One progress line on the terminal, redrawn in place and cleared when a pass ends.
-fn draw_progress(phase: &'static str, done: u64, total: u64) {
-    let percent = done.saturating_mul(100) / total.max(1);
-    if done >= total {
-        eprint!("\r\x1b[K");
-    } else {
-        eprint!(
-            "\r\x1b[Kcardecrypt: {phase} {percent}% of {} MiB",
-            total >> 20
-        );
+/// One progress line on the terminal, redrawn in place and cleared when a pass ends: the
+/// phase, a bar, how much, the rate and the time left.
+#[derive(Default)]
+struct ProgressLine {
+    /// The phase being drawn and when it started.
+    phase: std::sync::Mutex<Option<(&'static str, std::time::Instant)>>,
+}
+
+impl ProgressLine {
+    fn draw(&self, phase: &'static str, done: u64, total: u64) {
+        let Ok(mut current) = self.phase.lock() else {
+            return;
+        };
+        let started = match *current {
+            Some((p, t)) if p == phase => t,
+            _ => {
+                let now = std::time::Instant::now();
+                *current = Some((phase, now));
+                now
+            }
+        };
+        if done >= total {
+            eprint!("\r\x1b[K");
+        } else {
+            eprint!(
+                "\r\x1b[K{}",
+                progress_text(phase, done, total, started.elapsed())
+            );
+        }
     }
+}
+
+/// `cardecrypt: checking [#####...........]  35% 90/256 MiB 812 MiB/s 0:01 left` (at most
+/// 80 columns; sizes in GiB from 10 GiB on).
+fn progress_text(phase: &str, done: u64, total: u64, elapsed: std::time::Duration) -> String {
+    const WIDTH: u64 = 16;
+    let total = total.max(1);
+    let done = done.min(total);
+    let filled = (done * WIDTH / total) as usize;
+    let bar = format!(
+        "{}{}",
+        "#".repeat(filled),
+        ".".repeat(WIDTH as usize - filled)
+    );
+    let amount = if total >= 10 << 30 {
+        let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+        format!("{:.1}/{:.1} GiB", gib(done), gib(total))
+    } else {
+        format!("{}/{} MiB", done >> 20, total >> 20)
+    };
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.05 && done > 0 {
+        let per_sec = done as f64 / secs;
+        let left = ((total - done) as f64 / per_sec).ceil() as u64;
+        format!(
+            " {:.0} MiB/s {}:{:02} left",
+            per_sec / f64::from(1u32 << 20),
+            left / 60,
+            left % 60
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "cardecrypt: {phase} [{bar}] {:>3}% {amount}{rate}",
+        done * 100 / total
+    )
 }
 
 /// gpg's loopback protocol, when the caller gave a command descriptor to answer on and a
@@ -222,6 +281,30 @@ mod tests {
     use super::*;
     use crate::cli::Cli;
     use clap::Parser;
+
+    #[test]
+    fn the_progress_line_has_a_bar_the_rate_and_the_time_left_in_80_columns() {
+        use std::time::Duration;
+        let line = progress_text("checking", 128 << 20, 256 << 20, Duration::from_millis(500));
+        assert_eq!(
+            line,
+            "cardecrypt: checking [########........]  50% 128/256 MiB 256 MiB/s 0:01 left"
+        );
+        // Before a rate can be known: no rate, no estimate.
+        let early = progress_text("writing", 0, 4 << 30, Duration::ZERO);
+        assert_eq!(
+            early,
+            "cardecrypt: writing [................]   0% 0/4096 MiB"
+        );
+        // A long file: GiB, minutes left.
+        let slow = progress_text("checking", 1 << 30, 40 << 30, Duration::from_secs(10));
+        assert!(slow.ends_with("1.0/40.0 GiB 102 MiB/s 6:30 left"), "{slow}");
+        // The widest: a fast pass over a big file with hours left is still one line.
+        let wide = progress_text("checking", 9 << 30, 999 << 30, Duration::from_secs(3));
+        for l in [line, early, slow, wide] {
+            assert!(l.len() <= 80, "{} columns: {l}", l.len());
+        }
+    }
 
     #[test]
     fn other_gpg_front_ends_parse() {
