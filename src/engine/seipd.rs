@@ -30,9 +30,16 @@ struct ParallelSha1 {
     /// In a mutex only to make the reader `Sync`, as sequoia's reader stack wants.
     spare: std::sync::Mutex<Receiver<Zeroizing<Vec<u8>>>>,
     worker: Option<JoinHandle<Sha1>>,
+    /// Bytes gathered for the worker: handed over from [`HAND_OVER`] bytes on, so that it
+    /// wakes up once per MiB, not once per refill (a wake-up across cores is costly, in a VM
+    /// most of all).
+    pending: Option<Zeroizing<Vec<u8>>>,
     /// Set once the worker's digest was taken.
     digest: Option<[u8; 20]>,
 }
+
+/// See [`ParallelSha1::pending`].
+const HAND_OVER: usize = 1 << 20;
 
 impl ParallelSha1 {
     /// `enabled`: `false` hashes nothing (pass 2 of a stream).
@@ -54,6 +61,7 @@ impl ParallelSha1 {
             to_worker: enabled.then_some(to_worker),
             spare: std::sync::Mutex::new(spare),
             worker,
+            pending: None,
             digest: None,
         }
     }
@@ -65,17 +73,28 @@ impl ParallelSha1 {
         if data.is_empty() {
             return;
         }
-        let reused = self
-            .spare
-            .lock()
-            .ok()
-            .and_then(|spare| spare.try_recv().ok());
-        let mut buf = reused.unwrap_or_else(|| Zeroizing::new(Vec::with_capacity(READ + 64)));
-        buf.clear();
-        buf.extend_from_slice(data);
-        // A worker that is gone (it cannot panic on bytes) leaves the digest unset, and the
-        // MDC check then fails: never a false match.
-        let _ = to_worker.send(buf);
+        let mut buf = match self.pending.take() {
+            Some(buf) => buf,
+            None => {
+                let reused = self
+                    .spare
+                    .lock()
+                    .ok()
+                    .and_then(|spare| spare.try_recv().ok());
+                let mut buf = reused
+                    .unwrap_or_else(|| Zeroizing::new(Vec::with_capacity(HAND_OVER + READ + 64)));
+                buf.clear();
+                buf
+            }
+        };
+        super::push_wiped(&mut buf, data);
+        if buf.len() >= HAND_OVER {
+            // A worker that is gone (it cannot panic on bytes) leaves the digest unset, and
+            // the MDC check then fails: never a false match.
+            let _ = to_worker.send(buf);
+        } else {
+            self.pending = Some(buf);
+        }
     }
 
     /// The digest of everything sent; all zeros if hashing was off or the worker failed
@@ -83,6 +102,9 @@ impl ParallelSha1 {
     fn finalize(&mut self) -> [u8; 20] {
         if let Some(d) = self.digest {
             return d;
+        }
+        if let (Some(buf), Some(to_worker)) = (self.pending.take(), &self.to_worker) {
+            let _ = to_worker.send(buf);
         }
         drop(self.to_worker.take());
         let digest = self
