@@ -232,7 +232,9 @@ const BACKGROUND_BUFFERS: usize = 3;
 /// write (plaintext is not left in freed memory) and reused.
 pub struct Background {
     to_thread: Option<std::sync::mpsc::SyncSender<Zeroizing<Vec<u8>>>>,
-    from_thread: std::sync::mpsc::Receiver<Zeroizing<Vec<u8>>>,
+    /// In a mutex only to be `Sync` (the engine's readers must be, and the spool's writer
+    /// lives in one).
+    from_thread: std::sync::Mutex<std::sync::mpsc::Receiver<Zeroizing<Vec<u8>>>>,
     thread: Option<std::thread::JoinHandle<()>>,
     error: std::sync::Arc<std::sync::Mutex<Option<io::Error>>>,
     current: Zeroizing<Vec<u8>>,
@@ -243,6 +245,12 @@ pub struct Background {
 }
 
 impl Background {
+    /// A writer of `file` on a thread of its own. Call `finish` and check it: dropping the
+    /// writer waits for the thread but drops its error.
+    pub fn spawn(file: File) -> Background {
+        Background::new(file)
+    }
+
     fn new(mut file: File) -> Background {
         use std::sync::mpsc::sync_channel;
         let (to_thread, rx) = sync_channel::<Zeroizing<Vec<u8>>>(BACKGROUND_BUFFERS);
@@ -270,7 +278,7 @@ impl Background {
         });
         Background {
             to_thread: Some(to_thread),
-            from_thread,
+            from_thread: std::sync::Mutex::new(from_thread),
             thread: Some(thread),
             error,
             current: Zeroizing::new(Vec::new()),
@@ -301,7 +309,11 @@ impl Background {
             Zeroizing::new(Vec::new())
         } else {
             self.out -= 1;
-            self.from_thread.recv().map_err(|_| gone())?
+            self.from_thread
+                .get_mut()
+                .map_err(|_| gone())?
+                .recv()
+                .map_err(|_| gone())?
         };
         let full = std::mem::replace(&mut self.current, next);
         self.to_thread
@@ -318,10 +330,13 @@ impl Background {
         if !self.current.is_empty() {
             self.hand_over()?;
         }
+        let gone = || io::Error::other("the writing thread stopped");
         while self.out > 0 {
             self.from_thread
+                .get_mut()
+                .map_err(|_| gone())?
                 .recv()
-                .map_err(|_| io::Error::other("the writing thread stopped"))?;
+                .map_err(|_| gone())?;
             self.out -= 1;
         }
         self.failed()

@@ -169,7 +169,8 @@ fn run_pass(
     let binary: Box<dyn Read + Send + Sync + '_> = match pass.tee.take() {
         Some(spool) => Box::new(Tee {
             inner: binary,
-            copy: spool,
+            copy: crate::output::Background::spawn(spool),
+            done: false,
             failure: failure.clone(),
         }),
         None => binary,
@@ -626,20 +627,32 @@ impl VerificationHelper for InnerHelper<'_> {
     }
 }
 
-/// Copies what is read to a file (the spool of a piped message).
+/// Copies what is read to a file (the spool of a piped message), written on a thread of its
+/// own; at the end of the input everything is on the file, or the read fails.
 struct Tee<R> {
     inner: R,
-    copy: std::fs::File,
+    copy: crate::output::Background,
+    done: bool,
     failure: Failure,
 }
 
 impl<R: Read> Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.copy.write_all(&buf[..n]).map_err(|e| {
-            self.failure
-                .set(Error::io("cannot write the spool file", e))
-        })?;
+        let spool_error =
+            |failure: &Failure, e| failure.set(Error::io("cannot write the spool file", e));
+        if n == 0 {
+            if !self.done {
+                self.done = true;
+                self.copy
+                    .finish()
+                    .map_err(|e| spool_error(&self.failure, e))?;
+            }
+            return Ok(0);
+        }
+        self.copy
+            .write_all(&buf[..n])
+            .map_err(|e| spool_error(&self.failure, e))?;
         Ok(n)
     }
 }
