@@ -124,6 +124,21 @@ pub fn fd_path(fd: i32) -> PathBuf {
     Path::new("/dev/fd").join(fd.to_string())
 }
 
+/// Pipe buffer asked for on a pipe we read or write in bulk.
+const PIPE_SIZE: usize = 1 << 20;
+
+/// If `fd` is a pipe, asks for a 1 MiB pipe buffer instead of the usual 64 KiB: a large
+/// message then crosses it with a sixteenth of the wake-ups of the process on the other end.
+/// Best effort: a refusal (the system's pipe-max-size, an old kernel) changes nothing else.
+pub fn widen_pipe(fd: impl std::os::fd::AsFd) {
+    let is_pipe = rustix::fs::fstat(&fd).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo
+    });
+    if is_pipe {
+        let _ = rustix::pipe::fcntl_setpipe_size(&fd, PIPE_SIZE);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -241,6 +241,7 @@ fn decrypt_to(
             decrypt::decrypt_to(input, dest, &mut source, ui, options, report)
         }
         None => {
+            crate::paths::widen_pipe(std::io::stdout());
             let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
             let n = decrypt::decrypt_to(
                 input,

@@ -700,6 +700,7 @@ impl Input {
         Ok(if regular {
             Input::File(file)
         } else {
+            crate::paths::widen_pipe(&file);
             Input::Stream(Box::new(file))
         })
     }
