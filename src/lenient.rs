@@ -459,19 +459,9 @@ impl<R: std::io::Read> Reframed<R> {
     /// The stream ended inside a re-framed packet: what there is goes out under a chunk
     /// header announcing more, so the parser reports a truncated packet.
     fn truncated(&mut self) {
-        let Frame::Reframe {
-            ctb,
-            started,
-            pending,
-            ..
-        } = &mut self.state
-        else {
+        let Some(pending) = next_piece(&mut self.state, &mut self.out) else {
             return;
         };
-        self.out.clear();
-        if !*started {
-            self.out.push(*ctb);
-        }
         let announced = (pending.len() + 1).next_power_of_two().max(512);
         self.out.push(0xE0 | announced.trailing_zeros() as u8);
         self.out.append(pending);
@@ -481,21 +471,10 @@ impl<R: std::io::Read> Reframed<R> {
 
     /// Writes the largest power-of-two chunk (at least 512 bytes) of what is pending.
     fn write_chunk(&mut self) {
-        let Frame::Reframe {
-            ctb,
-            started,
-            pending,
-            ..
-        } = &mut self.state
-        else {
+        let Some(pending) = next_piece(&mut self.state, &mut self.out) else {
             return;
         };
         let size = 1usize << (usize::BITS - 1 - pending.len().min(REFRAME_CHUNK).leading_zeros());
-        self.out.clear();
-        if !*started {
-            self.out.push(*ctb);
-            *started = true;
-        }
         self.out.push(0xE0 | size.trailing_zeros() as u8);
         self.out.extend(pending.drain(..size));
         self.out_at = 0;
@@ -504,19 +483,9 @@ impl<R: std::io::Read> Reframed<R> {
     /// Writes the packet's last chunk (or, if nothing was written, the whole packet) with a
     /// definite length.
     fn finish(&mut self) {
-        let Frame::Reframe {
-            ctb,
-            started,
-            pending,
-            ..
-        } = &mut self.state
-        else {
+        let Some(pending) = next_piece(&mut self.state, &mut self.out) else {
             return;
         };
-        self.out.clear();
-        if !*started {
-            self.out.push(*ctb);
-        }
         let len = pending.len();
         match len {
             0..=191 => self.out.push(len as u8),
@@ -534,6 +503,26 @@ impl<R: std::io::Read> Reframed<R> {
         self.out_at = 0;
         self.state = Frame::Header;
     }
+}
+
+/// Starts the next piece of a re-framed packet in `out` (with the packet's tag byte first
+/// when nothing of it was written yet) and hands back the bytes pending.
+fn next_piece<'s>(state: &'s mut Frame, out: &mut Vec<u8>) -> Option<&'s mut Vec<u8>> {
+    let Frame::Reframe {
+        ctb,
+        started,
+        pending,
+        ..
+    } = state
+    else {
+        return None;
+    };
+    out.clear();
+    if !*started {
+        out.push(*ctb);
+        *started = true;
+    }
+    Some(pending)
 }
 
 impl<R: std::io::Read> std::io::Read for Reframed<R> {

@@ -138,17 +138,8 @@ fn v6_keys_go_on_a_card_and_decrypt() {
             .expect("encryption subkey")
             .key()
             .fingerprint();
-        let planned = cardecrypt::provision::plan(&cert, &[], None).expect("plan");
         let mut cards = Cards::one();
-        cardecrypt::cmd::card::import(
-            &mut cards,
-            None,
-            &planned,
-            secrecy::SecretString::from(ADMIN_PIN),
-            false,
-            false,
-        )
-        .expect("import");
+        cards.import_cert(0, &cert, None).expect("import");
         for hidden in [false, true] {
             let message = encrypt(
                 &[&cert],

@@ -279,16 +279,9 @@ fn openpgpjs_seipdv2_message_is_inspected_and_decrypted() {
 fn import_and_decrypt(secret: &Path, message: &[u8]) -> decrypt::Report {
     let mut cards = Cards::new(&[0x0000_0A15]);
     let cert = cardecrypt::provision::read_key(secret).expect("read the OpenPGP.js key");
-    let planned = cardecrypt::provision::plan(&cert, &[], None).expect("plan");
-    cardecrypt::cmd::card::import(
-        &mut cards,
-        None,
-        &planned,
-        secrecy::SecretString::from(ADMIN_PIN),
-        false,
-        false,
-    )
-    .expect("import onto the card");
+    cards
+        .import_cert(0, &cert, None)
+        .expect("import onto the card");
     let mut ui = Scripted {
         pins: [USER_PIN.to_string()].into(),
         ..Scripted::default()

@@ -65,17 +65,8 @@ const REFUSED: &[(&str, &str, &str)] = &[(
 fn run(case: &Case) -> Result<String, Error> {
     let cert = cardecrypt::provision::read_key(&case.key)?;
     let password = case.passphrase.as_deref().map(Password::from);
-    let planned = cardecrypt::provision::plan(&cert, &[], password.as_ref())?;
     let mut cards = Cards::one();
-    let mut only = Cards(vec![cards.0[0].clone()]);
-    cardecrypt::cmd::card::import(
-        &mut only,
-        None,
-        &planned,
-        secrecy::SecretString::from(ADMIN_PIN),
-        false,
-        false,
-    )?;
+    cards.import_cert(0, &cert, password.as_ref())?;
     let message = std::fs::read(&case.message).expect("message");
     let (plain, _) = decrypt_prompting(&mut cards, &message)?;
     Ok(format!("{:x}", Sha256::digest(&plain)))

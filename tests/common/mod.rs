@@ -70,8 +70,17 @@ impl Cards {
 
     /// Puts the fixture key `algo` on card `index`.
     pub fn import(&mut self, index: usize, algo: &str) -> Result<(), Error> {
-        let cert = cert(algo);
-        let planned = cardecrypt::provision::plan(&cert, &[], None)?;
+        self.import_cert(index, &cert(algo), None)
+    }
+
+    /// Puts the secret keys of `cert` on card `index`, as `cardecrypt card import` does.
+    pub fn import_cert(
+        &mut self,
+        index: usize,
+        cert: &Cert,
+        passphrase: Option<&sequoia_openpgp::crypto::Password>,
+    ) -> Result<(), Error> {
+        let planned = cardecrypt::provision::plan(cert, &[], passphrase)?;
         let mut only = Cards(vec![self.0[index].clone()]);
         cardecrypt::cmd::card::import(
             &mut only,
