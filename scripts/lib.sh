@@ -29,8 +29,10 @@ install_packages() {
 
 # OpenPGP.js, for tests that need messages and keys from another implementation: installed
 # from the npm registry into target/openpgpjs (not the system), with Node.js from Debian if
-# the machine has none. Prints the path of its ESM build for OPENPGPJS.
+# the machine has none. Prints the path of its ESM build for OPENPGPJS (OpenPGP.js 5 is beside
+# it, in node_modules/openpgp5).
 OPENPGPJS_VERSION=6.3.2
+OPENPGPJS5_VERSION=5.11.2
 install_openpgpjs() {
   local top=$1 dir="$1/target/openpgpjs"
   if ! command -v npm >/dev/null; then
@@ -38,9 +40,13 @@ install_openpgpjs() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
   fi
   local entry="$dir/node_modules/openpgp/dist/node/openpgp.mjs"
-  if [ ! -f "$entry" ]; then
+  local entry5="$dir/node_modules/openpgp5/dist/node/openpgp.mjs"
+  if [ ! -f "$entry" ] || [ ! -f "$entry5" ]; then
     mkdir -p "$dir"
-    npm install --prefix "$dir" --silent --no-audit --no-fund "openpgp@$OPENPGPJS_VERSION" >/dev/null
+    # OpenPGP.js 6 (RFC 9580), and 5 under the name openpgp5: 5 writes GnuPG's tag-20
+    # AEAD packet, 6 no longer does.
+    npm install --prefix "$dir" --silent --no-audit --no-fund "openpgp@$OPENPGPJS_VERSION" \
+      "openpgp5@npm:openpgp@$OPENPGPJS5_VERSION" >/dev/null
   fi
   echo "$entry"
 }

@@ -195,6 +195,109 @@ fn tag20_tampered_in_the_last_chunk_or_the_final_tag_gives_nothing() {
     }
 }
 
+/// OpenPGP.js 5 (installed by scripts/test.sh beside OpenPGP.js 6), or `None` where it is not
+/// installed and the tests are not required to have it.
+fn openpgpjs5() -> Option<PathBuf> {
+    let path = std::env::var_os("OPENPGPJS5")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target/openpgpjs/node_modules/openpgp5/dist/node/openpgp.mjs")
+        });
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CARDECRYPT_PCSC_TESTS").as_deref() != Ok("require"),
+        "OpenPGP.js 5 is required here: scripts/test.sh installs it"
+    );
+    eprintln!("OpenPGP.js 5 not installed: skipped (scripts/test.sh installs it)");
+    None
+}
+
+fn tag20_script(ojs5: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openpgpjs/tag20.mjs");
+    let mut all = vec![script.to_str().expect("utf8")];
+    all.extend_from_slice(args);
+    let mut cmd = Command::new("node");
+    cmd.env("OPENPGPJS5", ojs5);
+    let mut child = cmd
+        .args(&all)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node (scripts/test.sh installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "tag20.mjs {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// OpenPGP.js 5's tag-20 packets (another writer than rnp and GnuPG) to a key OpenPGP.js 5
+/// made and cardecrypt put on a card: EAX and OCB, tiny (64-byte) and large chunks, several
+/// chunks, armored and binary; tampered in the last chunk or the final tag, nothing.
+#[test]
+fn openpgpjs5_tag20_packets_decrypt_on_a_card_and_tampering_gives_nothing() {
+    let Some(ojs5) = openpgpjs5() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (secret, public) = (dir.path().join("sec.asc"), dir.path().join("pub.asc"));
+    let path = |p: &Path| p.to_str().expect("utf8").to_string();
+    tag20_script(&ojs5, &["genkey", &path(&secret), &path(&public)], b"");
+    let cert = cardecrypt::provision::read_key(&secret).expect("read the key");
+    let mut cards = Cards::one();
+    cards.import_cert(0, &cert, None).expect("import");
+    for len in [0usize, 1, 64, 5000, 300_000] {
+        let plain = text(len);
+        for (aead, id) in [("ocb", 2u8), ("eax", 1)] {
+            for (chunk, armor) in [("0", "binary"), ("12", "armored"), ("6", "binary")] {
+                let what = format!("{aead} chunk byte {chunk} {armor} len {len}");
+                let message = tag20_script(
+                    &ojs5,
+                    &["encrypt", aead, chunk, armor, &path(&public)],
+                    &plain,
+                );
+                if armor == "binary" {
+                    assert_eq!(
+                        message.first().map(|b| b & 0x3F),
+                        Some(0x01),
+                        "{what}: PKESK first"
+                    );
+                }
+                let (got, report) = decrypt_prompting(&mut cards, &message)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert!(got == plain, "{what}");
+                assert_eq!(report.aead_algo, Some(id), "{what}");
+                assert!(report.librepgp, "{what}: the tag-20 packet");
+                if armor == "binary" && len == 5000 {
+                    for (part, from_end) in
+                        [("final tag", 3), ("last chunk tag", 20), ("last chunk", 40)]
+                    {
+                        let err = decrypt_prompting(&mut cards, &flip(&message, from_end))
+                            .expect_err(part);
+                        assert_eq!(
+                            err.exit_code(),
+                            cardecrypt::error::exit::BAD_MESSAGE,
+                            "{what} {part}: {err}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn every_legacy_cipher_from_gpg_decrypts_and_the_weak_ones_are_named() {
     let home = PeerHome::gpg();
