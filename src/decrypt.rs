@@ -171,24 +171,12 @@ pub fn decrypt(
     ui: &mut dyn Interaction,
     options: &DecryptOptions,
 ) -> Result<(Zeroizing<Vec<u8>>, Report)> {
-    let mut report = Report::default();
-    let plaintext = decrypt_reporting(input, source, ui, options, &mut report)?;
-    Ok((plaintext, report))
-}
-
-/// Like [`decrypt`], with the report kept by the caller, also when decryption fails.
-pub fn decrypt_reporting(
-    input: &mut dyn Read,
-    source: &mut dyn CardSource,
-    ui: &mut dyn Interaction,
-    options: &DecryptOptions,
-    report: &mut Report,
-) -> Result<Zeroizing<Vec<u8>>> {
     let mut message = Zeroizing::new(Vec::new());
     input
         .read_to_end(&mut message)
         .map_err(|e| Error::io("cannot read the message", e))?;
     let mut plaintext = Zeroizing::new(Vec::new());
+    let mut report = Report::default();
     let input = engine::Input::Stream(Box::new(std::io::Cursor::new(message)));
     decrypt_to(
         input,
@@ -196,9 +184,9 @@ pub fn decrypt_reporting(
         source,
         ui,
         options,
-        report,
+        &mut report,
     )?;
-    Ok(plaintext)
+    Ok((plaintext, report))
 }
 
 /// Decrypts `input` to `dest` in bounded memory; returns the plaintext length. `report` is

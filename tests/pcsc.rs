@@ -551,6 +551,11 @@ fn peer_vectors_decrypt_through_the_binaries(env: &Env) {
 
 /// Peak resident memory (KiB) of `cmd` run under GNU time, with its exit status.
 fn peak_rss(cmd: &Command, stdout: Stdio) -> (std::process::ExitStatus, u64) {
+    peak_rss_with(cmd, Stdio::null(), stdout)
+}
+
+/// [`peak_rss`] with the child's standard input given.
+fn peak_rss_with(cmd: &Command, stdin: Stdio, stdout: Stdio) -> (std::process::ExitStatus, u64) {
     let report = tempfile::NamedTempFile::new().expect("temp");
     let mut timed = Command::new("/usr/bin/time");
     timed
@@ -565,7 +570,7 @@ fn peak_rss(cmd: &Command, stdout: Stdio) -> (std::process::ExitStatus, u64) {
         };
     }
     let status = timed
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(stdout)
         .stderr(Stdio::null())
         .status()
@@ -579,7 +584,8 @@ fn peak_rss(cmd: &Command, stdout: Stdio) -> (std::process::ExitStatus, u64) {
     (status, kib)
 }
 
-/// A 200 MiB message, to a file and to a pipe, in at most 64 MiB; tampered, it leaves no
+/// A 200 MiB message, to a file and to a pipe, and through cardecrypt-gpg, in at most 64 MiB
+/// (peak RSS of the decrypting process); tampered, it leaves no
 /// file and writes nothing; killed with SIGTERM while writing, it leaves nothing behind.
 fn large_messages_decrypt_in_bounded_memory(env: &Env) {
     use sha2::{Digest, Sha256};
@@ -653,6 +659,29 @@ fn large_messages_decrypt_in_bounded_memory(env: &Env) {
         Sha256::digest(std::fs::read(&out).expect("out")),
         expected,
         "stdout content"
+    );
+    std::fs::remove_file(&out).expect("rm out");
+    // The gpg front end too (its PIN on stdin as GPGME's loopback gives it): the card and the
+    // engine decrypt, the real gpg writes the literal data.
+    let mut front = Command::new(bin_dir().join("cardecrypt-gpg"));
+    env.isolate(&mut front).args([
+        "--batch",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase-fd",
+        "0",
+        "--decrypt",
+        message.to_str().expect("utf8"),
+    ]);
+    let sink = std::fs::File::create(&out).expect("stdout file");
+    let pin_in = std::fs::File::open(&pin).expect("pin");
+    let (status, kib) = peak_rss_with(&front, Stdio::from(pin_in), Stdio::from(sink));
+    assert!(status.success(), "cardecrypt-gpg: {status}");
+    assert!(kib <= limit_kib, "cardecrypt-gpg peak RSS {kib} KiB");
+    assert_eq!(
+        Sha256::digest(std::fs::read(&out).expect("out")),
+        expected,
+        "cardecrypt-gpg content"
     );
     std::fs::remove_file(&out).expect("rm out");
     // Tampered in the middle: nothing written, no file.

@@ -1,15 +1,18 @@
-//! A decryption as gpg would do it, but through the card: the message is read whole, the
-//! card unwraps the session key, the engine authenticates everything, and only then does
-//! anything reach the output. The signatures inside are checked by the real gpg, which
-//! reads the authenticated inner packet stream, so trust and keyring are the user's gpg's.
-//! A message that is not for a card goes to the real gpg whole.
+//! A decryption as gpg would do it, but through the card: the card unwraps the session key,
+//! the engine authenticates everything, and only then does anything reach the output, in
+//! bounded memory at any size (a message from a descriptor is first copied into an unnamed
+//! file: ciphertext, which the engine reads twice and the real gpg can be handed). The
+//! signatures inside are checked by the real gpg, which reads the authenticated inner packet
+//! stream, so trust and keyring are the user's gpg's. A message that is not for a card goes
+//! to the real gpg whole.
 
 use std::{
     ffi::OsString,
-    io::{BufRead, Read, Seek, Write},
+    fs::File,
+    io::{BufRead, Seek, Write},
     os::fd::AsRawFd,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Child, ChildStdin, Command, Stdio},
 };
 
 use super::{
@@ -23,6 +26,7 @@ use crate::{
     },
     config::Config,
     decrypt::{self, DecryptOptions, Report},
+    engine,
     error::{Error, Result},
     gpg_status::{Status, StatusWriter},
     prompt::{Loopback, Prompter},
@@ -92,30 +96,62 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
         unwrap: true,
         progress: None,
     };
+    let output = match output_path(call) {
+        Ok(o) => o,
+        Err(e) => return fail(call, &Report::default(), &e),
+    };
     let mut report = Report::default();
-    let result = decrypt::decrypt_reporting(
-        &mut &message[..],
-        &mut PcscSource,
-        &mut ui,
-        &options,
-        &mut report,
-    );
+    let mut inner_gpg = InnerGpg::new(call, output.clone(), real_gpg);
+    let result = message
+        .try_clone()
+        .map_err(|e| Error::io("cannot read the message", e))
+        .and_then(|copy| {
+            let input = engine::Input::File(copy);
+            let decrypt_to = |dest| {
+                decrypt::decrypt_to(input, dest, &mut PcscSource, &mut ui, &options, &mut report)
+            };
+            match (&output, call.unwrap) {
+                (Some(path), true) => decrypt_to(engine::Dest::File(
+                    crate::output::PendingFile::create(path, call.yes)?,
+                )),
+                (None, true) => {
+                    crate::paths::widen_pipe(std::io::stdout());
+                    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+                    let n = decrypt_to(engine::Dest::Stream(&mut out))?;
+                    out.flush()
+                        .map_err(|e| Error::io("cannot write to standard output", e))?;
+                    Ok(n)
+                }
+                (_, false) => decrypt_to(engine::Dest::Stream(&mut inner_gpg)),
+            }
+        });
     let pin_announced = asked_by_caller && ui.loopback.as_ref().is_some_and(|l| l.asked);
-    let inner = match result {
-        Ok(inner) => inner,
+    let length = match result {
+        Ok(length) => length,
         // No card was involved: whatever stopped us (not for a card, a password, an
         // algorithm or quirk we refuse), the real gpg gets the message and decides.
         Err(e) if not_for_a_card(&e) || report.card.is_empty() => {
-            return forward(call, args, &message, real_gpg)
+            inner_gpg.abort();
+            return forward(call, args, &message, real_gpg);
         }
-        Err(e) => return fail(call, &report, &e),
+        Err(e) => {
+            inner_gpg.abort();
+            return fail(call, &report, &e);
+        }
     };
     keep_unlocked(config, &report);
-    let lines = report.status_lines(inner.len() as u64, Ok(()), pin_announced);
+    let lines = report.status_lines(length, Ok(()), pin_announced);
     if call.unwrap {
-        unwrapped(call, &report, &inner, lines)
-    } else {
-        verified(call, &inner, lines, real_gpg)
+        // The decrypted packet stream itself, no PLAINTEXT line (Thunderbird).
+        write_status(call, &lines, &[]);
+        return 0;
+    }
+    match inner_gpg.finish() {
+        Ok((code, inner_lines)) => {
+            write_status(call, &lines, &inner_lines);
+            code
+        }
+        Err(e) => fail(call, &Report::default(), &e),
     }
 }
 
@@ -169,20 +205,26 @@ fn loopback(call: &DecryptCall) -> Option<Loopback> {
     }
 }
 
-fn read_message(call: &DecryptCall) -> Result<Vec<u8>> {
-    let mut message = Vec::new();
-    let what = "cannot read the message";
-    match &call.source {
-        None | Some(Source::Stdin) => std::io::stdin().lock().read_to_end(&mut message),
-        Some(Source::Fd(fd)) => {
-            crate::paths::open_fd(*fd, false).and_then(|mut f| f.read_to_end(&mut message))
-        }
-        Some(Source::Path(p)) => {
-            std::fs::File::open(p).and_then(|mut f| f.read_to_end(&mut message))
-        }
+/// The message as a regular file, at its start: a named regular file as it is; anything
+/// else (standard input, a descriptor, a FIFO) copied into an unnamed file first. The copy
+/// holds ciphertext only, in `$TMPDIR`, mode 0600, gone when the process ends.
+fn read_message(call: &DecryptCall) -> Result<File> {
+    let what = |e| Error::io("cannot read the message", e);
+    let mut input = match &call.source {
+        None | Some(Source::Stdin) => std::os::fd::AsFd::as_fd(&std::io::stdin())
+            .try_clone_to_owned()
+            .map(File::from),
+        Some(Source::Fd(fd)) => crate::paths::open_fd(*fd, false),
+        Some(Source::Path(p)) => File::open(p),
     }
-    .map_err(|e| Error::io(what, e))?;
-    Ok(message)
+    .map_err(what)?;
+    if matches!(call.source, Some(Source::Path(_))) && input.metadata().is_ok_and(|m| m.is_file()) {
+        return Ok(input);
+    }
+    let mut copy = unnamed_copy()?;
+    std::io::copy(&mut input, &mut copy).map_err(what)?;
+    copy.rewind().map_err(what)?;
+    Ok(copy)
 }
 
 /// Where the plaintext goes: `None` is standard output.
@@ -206,89 +248,132 @@ fn output_path(call: &DecryptCall) -> Result<Option<PathBuf>> {
     }
 }
 
-/// `--unwrap` (Thunderbird): the decrypted packet stream itself, no PLAINTEXT line.
-fn unwrapped(call: &DecryptCall, report: &Report, inner: &[u8], lines: Vec<Status>) -> u8 {
-    let written = output_path(call).and_then(|path| match path {
-        Some(path) => crate::output::write_file(&path, inner, call.yes),
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(inner)
-                .and_then(|()| out.flush())
-                .map_err(|e| Error::io("cannot write to standard output", e))
-        }
-    });
-    if let Err(e) = written {
-        return fail(call, report, &e);
-    }
-    write_status(call, &lines, &[]);
-    0
+/// The real gpg, reading the authenticated inner packet stream on its standard input: it
+/// writes the literal data and checks the signatures. It is started by the first write,
+/// which the engine makes only once the whole message authenticated.
+struct InnerGpg<'c> {
+    call: &'c DecryptCall,
+    output: Option<PathBuf>,
+    real_gpg: &'c Path,
+    running: Option<Running>,
+    /// The real gpg stopped reading: its exit code says why, so later bytes are dropped.
+    closed: bool,
 }
 
-/// A plain decrypt: the real gpg turns the authenticated inner stream into the literal data
-/// and checks its signatures; its signature lines go between ours.
-fn verified(call: &DecryptCall, inner: &[u8], lines: Vec<Status>, real_gpg: &Path) -> u8 {
-    let output = match output_path(call) {
-        Ok(o) => o,
-        Err(e) => return fail(call, &Report::default(), &e),
-    };
-    match inner_gpg(call, inner, output.as_deref(), real_gpg) {
-        Ok((code, inner_lines)) => {
-            write_status(call, &lines, &inner_lines);
-            code
+struct Running {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    status: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl<'c> InnerGpg<'c> {
+    fn new(call: &'c DecryptCall, output: Option<PathBuf>, real_gpg: &'c Path) -> Self {
+        InnerGpg {
+            call,
+            output,
+            real_gpg,
+            running: None,
+            closed: false,
         }
-        Err(e) => fail(call, &Report::default(), &e),
+    }
+
+    fn start(&mut self) -> Result<&mut Running> {
+        if self.running.is_none() {
+            self.running = Some(self.spawn()?);
+        }
+        self.running
+            .as_mut()
+            .ok_or_else(|| Error::Other("gpg did not start".into()))
+    }
+
+    fn spawn(&self) -> Result<Running> {
+        let pipe_error = |e: std::io::Error| Error::io("cannot make a pipe for gpg's status", e);
+        let (status_read, status_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| pipe_error(e.into()))?;
+        // The child inherits only the write end.
+        rustix::io::fcntl_setfd(&status_write, rustix::io::FdFlags::empty())
+            .map_err(|e| pipe_error(e.into()))?;
+        let mut cmd = Command::new(self.real_gpg);
+        cmd.args(["--batch", "--no-tty"])
+            .arg(format!("--status-fd={}", status_write.as_raw_fd()))
+            .args(&self.call.verify_options);
+        if let Some(path) = &self.output {
+            cmd.arg("--output").arg(path);
+            if self.call.yes {
+                cmd.arg("--yes");
+            }
+        }
+        let mut child = cmd
+            .arg("--decrypt")
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::io(format!("cannot run {}", self.real_gpg.display()), e))?;
+        drop(status_write);
+        let status = std::thread::spawn(move || {
+            std::io::BufReader::new(File::from(status_read))
+                .lines()
+                .map_while(|l| l.ok())
+                .filter_map(|l| l.strip_prefix("[GNUPG:] ").map(str::to_string))
+                .filter(|l| INNER_LINES.iter().any(|p| l.starts_with(p)))
+                .collect()
+        });
+        let stdin = child.stdin.take();
+        if let Some(pipe) = &stdin {
+            crate::paths::widen_pipe(pipe);
+        }
+        Ok(Running {
+            child,
+            stdin,
+            status,
+        })
+    }
+
+    /// Ends the input (starting the real gpg if nothing was written: an empty stream) and
+    /// waits: its exit code and the status lines that belong in ours.
+    fn finish(mut self) -> Result<(u8, Vec<String>)> {
+        let real_gpg = self.real_gpg;
+        let running = self.start()?;
+        drop(running.stdin.take());
+        let status = running
+            .child
+            .wait()
+            .map_err(|e| Error::io(format!("cannot wait for {}", real_gpg.display()), e))?;
+        let running = self.running.take();
+        let lines = running
+            .and_then(|r| r.status.join().ok())
+            .unwrap_or_default();
+        let code = status.code().map_or(GPG_FAILED, |c| c.clamp(0, 255) as u8);
+        Ok((code, lines))
+    }
+
+    /// Stops a real gpg that got part of a stream whose decryption then failed.
+    fn abort(mut self) {
+        if let Some(mut running) = self.running.take() {
+            let _ = running.child.kill();
+            let _ = running.child.wait();
+        }
     }
 }
 
-/// Runs the real gpg on the inner packet stream; returns its exit code and the status lines
-/// that belong in ours.
-fn inner_gpg(
-    call: &DecryptCall,
-    inner: &[u8],
-    output: Option<&Path>,
-    real_gpg: &Path,
-) -> Result<(u8, Vec<String>)> {
-    let pipe_error = |e: std::io::Error| Error::io("cannot make a pipe for gpg's status", e);
-    let (status_read, status_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| pipe_error(e.into()))?;
-    // The child inherits only the write end.
-    rustix::io::fcntl_setfd(&status_write, rustix::io::FdFlags::empty())
-        .map_err(|e| pipe_error(e.into()))?;
-    let mut cmd = Command::new(real_gpg);
-    cmd.args(["--batch", "--no-tty"])
-        .arg(format!("--status-fd={}", status_write.as_raw_fd()))
-        .args(&call.verify_options);
-    if let Some(path) = output {
-        cmd.arg("--output").arg(path);
-        if call.yes {
-            cmd.arg("--yes");
+impl Write for InnerGpg<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(data.len());
         }
-    }
-    let mut child = cmd
-        .arg("--decrypt")
-        .stdin(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::io(format!("cannot run {}", real_gpg.display()), e))?;
-    drop(status_write);
-    let reader = std::thread::spawn(move || {
-        let lines: Vec<String> = std::io::BufReader::new(std::fs::File::from(status_read))
-            .lines()
-            .map_while(|l| l.ok())
-            .filter_map(|l| l.strip_prefix("[GNUPG:] ").map(str::to_string))
-            .filter(|l| INNER_LINES.iter().any(|p| l.starts_with(p)))
-            .collect();
-        lines
-    });
-    if let Some(mut stdin) = child.stdin.take() {
+        let running = self.start().map_err(std::io::Error::other)?;
+        let Some(stdin) = running.stdin.as_mut() else {
+            return Ok(data.len());
+        };
         // A gpg that stopped reading early says so in its exit code.
-        let _ = stdin.write_all(inner);
+        if stdin.write_all(data).is_err() {
+            self.closed = true;
+        }
+        Ok(data.len())
     }
-    let status = child
-        .wait()
-        .map_err(|e| Error::io(format!("cannot wait for {}", real_gpg.display()), e))?;
-    let lines = reader.join().unwrap_or_default();
-    let code = status.code().map_or(GPG_FAILED, |c| c.clamp(0, 255) as u8);
-    Ok((code, lines))
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Our lines with the real gpg's signature lines in their place (after DECRYPTION_INFO,
@@ -327,24 +412,28 @@ fn fail(call: &DecryptCall, report: &Report, e: &Error) -> u8 {
 /// Hands the message to the real gpg as if it had been there from the start: a file is
 /// named again; what came through a descriptor is put into an unnamed file (ciphertext)
 /// that the real gpg reads instead.
-fn forward(call: &DecryptCall, args: &[OsString], message: &[u8], real_gpg: &Path) -> u8 {
+fn forward(call: &DecryptCall, args: &[OsString], message: &File, real_gpg: &Path) -> u8 {
     let mut args = args.to_vec();
+    let handed = |e: std::io::Error| Error::io("cannot hand the message on", e);
     let result = match &call.source {
         Some(Source::Path(_)) => Ok(()),
-        source => copy_of(message).and_then(|copy| match source {
-            Some(Source::Fd(_)) => {
-                rustix::io::fcntl_setfd(&copy, rustix::io::FdFlags::empty())
-                    .map_err(|e| Error::io("cannot hand the message on", e.into()))?;
-                // Kept open across exec: the real gpg reads it.
-                let fd = std::os::fd::IntoRawFd::into_raw_fd(copy);
-                if let Some(i) = call.source_index {
-                    args[i] = OsString::from(format!("-&{fd}"));
+        source => message
+            .try_clone()
+            .and_then(|mut copy| copy.rewind().map(|()| copy))
+            .map_err(handed)
+            .and_then(|copy| match source {
+                Some(Source::Fd(_)) => {
+                    rustix::io::fcntl_setfd(&copy, rustix::io::FdFlags::empty())
+                        .map_err(|e| handed(e.into()))?;
+                    // Kept open across exec: the real gpg reads it.
+                    let fd = std::os::fd::IntoRawFd::into_raw_fd(copy);
+                    if let Some(i) = call.source_index {
+                        args[i] = OsString::from(format!("-&{fd}"));
+                    }
+                    Ok(())
                 }
-                Ok(())
-            }
-            _ => rustix::stdio::dup2_stdin(&copy)
-                .map_err(|e| Error::io("cannot hand the message on", e.into())),
-        }),
+                _ => rustix::stdio::dup2_stdin(&copy).map_err(|e| handed(e.into())),
+            }),
     };
     if let Err(e) = result {
         return fail(call, &Report::default(), &e);
@@ -353,17 +442,13 @@ fn forward(call: &DecryptCall, args: &[OsString], message: &[u8], real_gpg: &Pat
     fail(call, &Report::default(), &e)
 }
 
-/// The message in an unnamed temporary file, at its start.
-fn copy_of(message: &[u8]) -> Result<std::fs::File> {
+/// An unnamed temporary file for a copy of the message.
+fn unnamed_copy() -> Result<File> {
     let dir = std::env::temp_dir();
-    let mut file = crate::output::unnamed_file(&dir).map_err(|e| {
+    crate::output::unnamed_file(&dir).map_err(|e| {
         Error::io(
             format!("cannot make a temporary file in {}", dir.display()),
             e,
         )
-    })?;
-    file.write_all(message)
-        .and_then(|()| file.rewind())
-        .map_err(|e| Error::io("cannot write the temporary file", e))?;
-    Ok(file)
+    })
 }
