@@ -154,7 +154,8 @@ fn v6_keys_go_on_a_card_and_decrypt() {
             assert_eq!(plain, TEXT);
             assert_eq!(report.key_fingerprint, subkey.to_hex(), "{suite:?}");
         }
-        // `card status` names the whole v6 fingerprint, rebuilt from the card.
+        // `card status` names the whole v6 fingerprint, from the public key cache that the
+        // import filled (no APDU).
         let backend = Box::new(cards.0[0].backend()) as cardecrypt::card::Backend;
         let mut card = openpgp_card::Card::new(backend).expect("open");
         let mut tx = card.transaction().expect("tx");

@@ -71,10 +71,10 @@ pub fn slot_key(
             wanted.len()
         )));
     }
-    let cache_file = cache_dir.map(|d| d.join(format!("{}.pgp", hex(wanted))));
-    if let Some(key) = cache_file.as_deref().and_then(|f| read_cached(f, wanted)) {
+    if let Some(key) = cached(wanted, cache_dir) {
         return Ok(key);
     }
+    let cache_file = cache_dir.map(|d| d.join(format!("{}.pgp", hex(wanted))));
     let material = tx.public_key_material(key_type).map_err(Error::from)?;
     // Time 0 (1970) is a valid creation time, and cards report it as "no time": the
     // fingerprint check in `rebuild` tells whether it is right.
@@ -126,6 +126,28 @@ pub fn is_legacy_25519(mpis: &mpi::PublicKey) -> bool {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// The 20 bytes a card keeps for `key`: its fingerprint, or a v6 key's first 20 bytes.
+pub fn on_card_fingerprint(key: &PublicKey) -> Vec<u8> {
+    let fp = key.fingerprint();
+    let bytes = fp.as_bytes();
+    bytes[..bytes.len().min(20)].to_vec()
+}
+
+/// Keeps `key` in the cache under the fingerprint a card holds for it (`card import` does,
+/// so neither `card status` nor the first decrypt has to read it back from the card).
+pub fn remember(key: &PublicKey, cache_dir: Option<&Path>) {
+    if let Some(dir) = cache_dir {
+        let file = dir.join(format!("{}.pgp", hex(&on_card_fingerprint(key))));
+        write_cached(&file, key);
+    }
+}
+
+/// The cached key for a card slot with fingerprint `on_card`, without asking the card.
+pub fn cached(on_card: &[u8], cache_dir: Option<&Path>) -> Option<PublicKey> {
+    let file = cache_dir?.join(format!("{}.pgp", hex(on_card)));
+    read_cached(&file, on_card)
 }
 
 fn read_cached(file: &Path, wanted: &[u8]) -> Option<PublicKey> {

@@ -41,7 +41,7 @@ pub struct Status {
 pub struct Slot {
     pub slot: &'static str,
     pub algorithm: String,
-    /// 4 or 6, when the key could be rebuilt from the card.
+    /// 4 or 6, when the public key cache knows the key.
     pub key_version: Option<u8>,
     pub fingerprint: Option<String>,
     /// Seconds since the epoch.
@@ -125,12 +125,13 @@ pub fn read(tx: &mut Card<Transaction<'_>>, reader: &str) -> Result<Status> {
             KeyType::Decryption => k.dec_status(),
             _ => k.aut_status(),
         });
-        // The key itself, rebuilt from the card (or the public key cache): a v6 key's
-        // whole fingerprint, where the card keeps only its first 20 bytes.
+        // The key itself where the public key cache has it (filled by `card import` and by
+        // decrypting; no APDU): a v6 key's whole fingerprint, where the card keeps only its
+        // first 20 bytes.
         let cache = super::pubkey::default_cache_dir();
         let key = info
             .as_ref()
-            .and_then(|i| super::pubkey::slot_key(tx, slot, i, cache.as_deref()).ok());
+            .and_then(|i| super::pubkey::cached(i.fingerprint.as_bytes(), cache.as_deref()));
         let fingerprint = match (&info, &key) {
             (Some(_), Some(k)) if k.version() == 6 => Some(k.fingerprint().to_hex()),
             (Some(i), _) => Some(format!("{:X}", i.fingerprint)),

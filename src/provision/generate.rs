@@ -65,7 +65,9 @@ pub fn generate(
             openpgp_card::ocard::crypto::PublicKeyMaterial::E(ecc) => ecc.algo().clone(),
             _ => openpgp_card::ocard::algorithm::AlgorithmAttributes::Unknown(Vec::new()),
         };
-        keys.push(pubkey::new_key(&material, &attrs, created.get())?);
+        let key = pubkey::new_key(&material, &attrs, created.get())?;
+        pubkey::remember(&key, pubkey::default_cache_dir().as_deref());
+        keys.push(key);
     }
     let mut keys = keys.into_iter();
     Ok(SlotKeys {

@@ -251,6 +251,8 @@ pub struct Planned {
     pub slot: openpgp_card::ocard::KeyType,
     pub fingerprint: String,
     pub key: Uploadable,
+    /// Its public part, for the public key cache.
+    pub public: crate::card::pubkey::PublicKey,
     /// Said once when the key goes on the card: its binding is weak (SHA-1) or it expired.
     pub warning: Option<String>,
 }
@@ -355,6 +357,7 @@ pub fn plan(
                 slot,
                 fingerprint,
                 key: Uploadable::new(&key)?,
+                public: key.parts_as_public().clone(),
                 warning,
             })
         })

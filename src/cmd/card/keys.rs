@@ -176,6 +176,10 @@ fn import_into(
                 slot_name(p.slot)
             )));
         }
+        crate::card::pubkey::remember(
+            &p.public,
+            crate::card::pubkey::default_cache_dir().as_deref(),
+        );
     }
     Ok(())
 }
