@@ -180,20 +180,26 @@ fn mark_cards(m: &mut openpgp::MessageFacts, cards: &CardKeys) {
         return;
     };
     m.cards_checked = true;
+    let cards: Vec<(&String, Option<sequoia_openpgp::Fingerprint>)> = cards
+        .iter()
+        .map(|(ident, fpr)| (ident, fpr.parse().ok()))
+        .collect();
     for r in &mut m.recipients {
-        r.on_card = cards
-            .iter()
-            .find(|(_, fpr)| {
-                // A v4 key id ends the card's fingerprint, a v6 one starts it; a v6
-                // fingerprint begins with the card's 20 bytes.
-                r.key_id
-                    .as_deref()
-                    .is_some_and(|id| fpr.ends_with(id) || fpr.starts_with(id))
-                    || r.fingerprint
-                        .as_deref()
-                        .is_some_and(|f| f.starts_with(fpr.as_str()))
-            })
-            .map(|(ident, _)| ident.clone());
+        // The same rule as decrypting uses: a v4 or v6 key id, or a fingerprint.
+        let handle: Option<sequoia_openpgp::KeyHandle> = r
+            .fingerprint
+            .as_deref()
+            .or(r.key_id.as_deref())
+            .and_then(|h| h.parse().ok());
+        r.on_card = handle.and_then(|h| {
+            cards
+                .iter()
+                .find(|(_, fp)| {
+                    fp.as_ref()
+                        .is_some_and(|fp| crate::card::pubkey::may_be_on_card(&h, fp.as_bytes()))
+                })
+                .map(|(ident, _)| (*ident).clone())
+        });
     }
 }
 
