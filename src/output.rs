@@ -287,17 +287,15 @@ impl Background {
         }
     }
 
+    /// The thread's first write error, if it had one (again each time it is asked).
     fn failed(&self) -> io::Result<()> {
-        match self.error.lock() {
-            Ok(mut slot) => match slot.take() {
-                Some(e) => {
-                    let copy = io::Error::new(e.kind(), e.to_string());
-                    *slot = Some(e);
-                    Err(copy)
-                }
-                None => Ok(()),
-            },
-            Err(_) => Err(io::Error::other("the writing thread failed")),
+        let slot = self
+            .error
+            .lock()
+            .map_err(|_| io::Error::other("the writing thread failed"))?;
+        match slot.as_ref() {
+            Some(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            None => Ok(()),
         }
     }
 

@@ -144,6 +144,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_pipe_is_widened_and_a_file_is_left_alone() {
+        let (read, write) = rustix::pipe::pipe().expect("pipe");
+        widen_pipe(&write);
+        assert_eq!(
+            rustix::pipe::fcntl_getpipe_size(&read).expect("size"),
+            PIPE_SIZE
+        );
+        let file = tempfile::tempfile().expect("file");
+        widen_pipe(&file);
+        assert!(rustix::pipe::fcntl_getpipe_size(&file).is_err());
+    }
+
+    #[test]
     fn directories_others_can_write_or_own_are_refused() {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().expect("tempdir");

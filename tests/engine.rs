@@ -7,7 +7,7 @@ mod common;
 use std::{
     io::Write,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
 };
 
 use cardecrypt::{
@@ -22,26 +22,7 @@ const RECIPIENT: &str = "cv25519@cardecrypt.test";
 
 /// Runs a peer program; its absence is a failure (scripts/test.sh installs them).
 fn run(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program} not runnable ({e}); scripts/test.sh installs it"));
-    let mut stdin = child.stdin.take().expect("stdin");
-    let data = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let out = child.wait_with_output().expect("wait");
-    writer.join().expect("writer");
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    piped(Command::new(program).args(args), input)
 }
 
 /// A home for rnp or gpg holding the cv25519 fixture certificate.
@@ -195,52 +176,8 @@ fn tag20_tampered_in_the_last_chunk_or_the_final_tag_gives_nothing() {
     }
 }
 
-/// OpenPGP.js 5 (installed by scripts/test.sh beside OpenPGP.js 6), or `None` where it is not
-/// installed and the tests are not required to have it.
-fn openpgpjs5() -> Option<PathBuf> {
-    let path = std::env::var_os("OPENPGPJS5")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("target/openpgpjs/node_modules/openpgp5/dist/node/openpgp.mjs")
-        });
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("CARDECRYPT_PCSC_TESTS").as_deref() != Ok("require"),
-        "OpenPGP.js 5 is required here: scripts/test.sh installs it"
-    );
-    eprintln!("OpenPGP.js 5 not installed: skipped (scripts/test.sh installs it)");
-    None
-}
-
 fn tag20_script(ojs5: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openpgpjs/tag20.mjs");
-    let mut all = vec![script.to_str().expect("utf8")];
-    all.extend_from_slice(args);
-    let mut cmd = Command::new("node");
-    cmd.env("OPENPGPJS5", ojs5);
-    let mut child = cmd
-        .args(&all)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node (scripts/test.sh installs it)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin)
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "tag20.mjs {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    node_script("tag20.mjs", "OPENPGPJS5", ojs5, args, stdin)
 }
 
 /// OpenPGP.js 5's tag-20 packets (another writer than rnp and GnuPG) to a key OpenPGP.js 5
@@ -248,7 +185,7 @@ fn tag20_script(ojs5: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
 /// chunks, armored and binary; tampered in the last chunk or the final tag, nothing.
 #[test]
 fn openpgpjs5_tag20_packets_decrypt_on_a_card_and_tampering_gives_nothing() {
-    let Some(ojs5) = openpgpjs5() else {
+    let Some(ojs5) = openpgpjs("openpgp5", "OPENPGPJS5") else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -378,18 +315,26 @@ fn gpg_compressed_messages_decrypt() {
 }
 
 fn stream(input: Input, out: &mut Vec<u8>, spool_dir: &Path) -> Result<u64, Error> {
-    let mut cards = Cards::with_key("cv25519");
-    let mut ui = Scripted::with_pin(USER_PIN);
-    let mut report = Report::default();
     let mut opts = options(PinSource::Ask, false);
     opts.spool_dir = Some(spool_dir.to_path_buf());
+    stream_with(input, out, &opts)
+}
+
+/// Decrypts `input` to the stream `out` (two passes) with a fresh card holding cv25519.
+fn stream_with(
+    input: Input,
+    out: &mut dyn Write,
+    opts: &cardecrypt::decrypt::DecryptOptions,
+) -> Result<u64, Error> {
+    let mut cards = Cards::with_key("cv25519");
+    let mut ui = Scripted::with_pin(USER_PIN);
     decrypt::decrypt_to(
         input,
         Dest::Stream(out),
         &mut cards,
         &mut ui,
-        &opts,
-        &mut report,
+        opts,
+        &mut Report::default(),
     )
 }
 
@@ -469,16 +414,11 @@ fn a_file_changed_between_the_passes_is_refused() {
         out: Vec::new(),
         done: false,
     };
-    let mut cards = Cards::with_key("cv25519");
-    let mut ui = Scripted::with_pin(USER_PIN);
     let file = std::fs::File::open(&path).expect("open");
-    let err = decrypt::decrypt_to(
+    let err = stream_with(
         Input::File(file),
-        Dest::Stream(&mut sink),
-        &mut cards,
-        &mut ui,
+        &mut sink,
         &options(PinSource::Ask, false),
-        &mut Report::default(),
     )
     .expect_err("changed file");
     assert!(matches!(err, Error::InputChanged), "{err}");
@@ -513,15 +453,10 @@ fn large_file_inputs_report_progress_per_pass() {
         record.lock().expect("lock").push((phase, done, total));
     }));
     let mut out = Vec::new();
-    let mut cards = Cards::with_key("cv25519");
-    let mut ui = Scripted::with_pin(USER_PIN);
-    decrypt::decrypt_to(
+    stream_with(
         Input::File(std::fs::File::open(&path).expect("open")),
-        Dest::Stream(&mut out),
-        &mut cards,
-        &mut ui,
+        &mut out,
         &opts,
-        &mut Report::default(),
     )
     .expect("decrypt");
     assert!(out == plain);
@@ -549,16 +484,11 @@ fn large_file_inputs_report_progress_per_pass() {
     let quiet: Arc<Mutex<usize>> = Arc::default();
     let count = quiet.clone();
     opts.progress = Some(Arc::new(move |_, _, _| *count.lock().expect("lock") += 1));
-    let mut cards = Cards::with_key("cv25519");
-    let mut ui = Scripted::with_pin(USER_PIN);
     let mut out = Vec::new();
-    decrypt::decrypt_to(
+    stream_with(
         Input::File(std::fs::File::open(&small).expect("open")),
-        Dest::Stream(&mut out),
-        &mut cards,
-        &mut ui,
+        &mut out,
         &opts,
-        &mut Report::default(),
     )
     .expect("small");
     assert_eq!(*quiet.lock().expect("lock"), 0);

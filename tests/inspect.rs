@@ -183,59 +183,12 @@ fn with_the_card_the_inside_is_described_not_shown() {
     fits_80(&i);
 }
 
-/// OpenPGP.js 6 (installed by scripts/test.sh into target/openpgpjs), or `None` where it is
-/// not installed and the tests are not required to have it.
 fn openpgpjs() -> Option<PathBuf> {
-    let path = std::env::var_os("OPENPGPJS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("target/openpgpjs/node_modules/openpgp/dist/node/openpgp.mjs")
-        });
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("CARDECRYPT_PCSC_TESTS").as_deref() != Ok("require"),
-        "OpenPGP.js is required here: scripts/test.sh installs it"
-    );
-    eprintln!("OpenPGP.js not installed: skipped (scripts/test.sh installs it)");
-    None
+    common::openpgpjs("openpgp", "OPENPGPJS")
 }
 
 fn node(openpgpjs: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openpgpjs/encrypt.mjs");
-    piped(
-        Command::new("node")
-            .arg(script)
-            .args(args)
-            .env("OPENPGPJS", openpgpjs),
-        stdin,
-    )
-}
-
-/// Runs `cmd` with `stdin`, which must succeed; its standard output.
-fn piped(cmd: &mut Command, stdin: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin)
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    node_script("encrypt.mjs", "OPENPGPJS", openpgpjs, args, stdin)
 }
 
 /// An OpenPGP.js key on a card, and its SEIPD v2 (OCB) message: inspected from outside, and

@@ -661,6 +661,41 @@ fn large_messages_decrypt_in_bounded_memory(env: &Env) {
         "stdout content"
     );
     std::fs::remove_file(&out).expect("rm out");
+    // Progress: a line on a terminal (stderr a pty, through script(1)) naming both passes
+    // with a bar, rate and time left; none with --status-fd, none when stderr is not one.
+    let shown = |extra: &str| {
+        let line = format!(
+            "{} --batch --pin-file {} {extra} {} > /dev/null",
+            cardecrypt_bin().display(),
+            pin.display(),
+            message.display()
+        );
+        let mut script = Command::new("script");
+        env.isolate(&mut script).args(["-qec", &line, "/dev/null"]);
+        let out = run(&mut script, b"");
+        assert_ok(&out, "script");
+        text(&out.stdout)
+    };
+    let on_tty = shown("");
+    for phase in ["checking [", "writing ["] {
+        assert!(on_tty.contains(phase), "no {phase:?} progress: {on_tty:?}");
+    }
+    assert!(
+        on_tty.contains(" MiB/s ") && on_tty.contains(" left"),
+        "{on_tty:?}"
+    );
+    let with_status = shown("--status-fd=2");
+    assert!(
+        !with_status.contains("checking ["),
+        "progress with --status-fd: {with_status:?}"
+    );
+    let piped_stderr =
+        env.cardecrypt_with_pin(&[message.to_str().expect("utf8"), "-o", "/dev/null"], b"");
+    assert!(
+        !text(&piped_stderr.stderr).contains("checking ["),
+        "progress on a pipe: {}",
+        text(&piped_stderr.stderr)
+    );
     // The gpg front end too (its PIN on stdin as GPGME's loopback gives it): the card and the
     // engine decrypt, the real gpg writes the literal data.
     let mut front = Command::new(bin_dir().join("cardecrypt-gpg"));

@@ -116,11 +116,6 @@ pub fn read_header(r: &mut dyn Read) -> io::Result<Option<Result<Header, HeaderE
     })))
 }
 
-/// The header written back as bytes (new format), for handing a small packet to sequoia.
-pub fn encode(tag: u8, body: &[u8]) -> Vec<u8> {
-    crate::lenient::packet(tag, body)
-}
-
 /// A packet's body as one reader: chunks of a partial body joined, the end where the header
 /// (or the last chunk's) says. A body cut short is an error, not an early end.
 pub struct Body<R> {

@@ -314,7 +314,7 @@ fn decrypt_packets(
                 if !matches!(header.tag, 1 | 3) {
                     continue;
                 }
-                let packet = Packet::from_bytes(&framing::encode(header.tag, &body))
+                let packet = Packet::from_bytes(&crate::lenient::packet(header.tag, &body))
                     .map_err(|e| parse_error(armored, &e))?;
                 match packet {
                     Packet::PKESK(p) => pkesks.push(p),

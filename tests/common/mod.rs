@@ -280,3 +280,68 @@ pub fn signing_keypair(algo: &str) -> KeyPair {
         .clone();
     key.into_keypair().expect("keypair")
 }
+
+/// Runs `cmd` with `stdin` (written from a thread, so a large input cannot deadlock against
+/// its output), which must succeed; its standard output.
+pub fn piped(cmd: &mut std::process::Command, stdin: &[u8]) -> Vec<u8> {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?} not runnable ({e}); scripts/test.sh installs it"));
+    let mut input = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("wait");
+    writer.join().expect("writer");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// OpenPGP.js's ESM build: `package` ("openpgp" for 6, "openpgp5" for 5) as scripts/test.sh
+/// installs it into target/openpgpjs, or where `env` names it; `None` where it is not
+/// installed and the tests are not required to have it.
+pub fn openpgpjs(package: &str, env: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
+            "target/openpgpjs/node_modules/{package}/dist/node/openpgp.mjs"
+        ))
+    });
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CARDECRYPT_PCSC_TESTS").as_deref() != Ok("require"),
+        "{package} (OpenPGP.js) is required here: scripts/test.sh installs it"
+    );
+    eprintln!("{package} (OpenPGP.js) not installed: skipped (scripts/test.sh installs it)");
+    None
+}
+
+/// Runs `tests/openpgpjs/SCRIPT ARGS` with node, the OpenPGP.js build named in `env`.
+pub fn node_script(
+    script: &str,
+    env: &str,
+    openpgpjs: &std::path::Path,
+    args: &[&str],
+    stdin: &[u8],
+) -> Vec<u8> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/openpgpjs")
+        .join(script);
+    piped(
+        std::process::Command::new("node")
+            .arg(script)
+            .args(args)
+            .env(env, openpgpjs),
+        stdin,
+    )
+}
