@@ -661,6 +661,16 @@ fn large_messages_decrypt_in_bounded_memory(env: &Env) {
         "stdout content"
     );
     std::fs::remove_file(&out).expect("rm out");
+    // inspect, outside and inside, streams too: the message is never held whole.
+    for extra in [&["inspect"][..], &["inspect", "--decrypt"][..]] {
+        let mut cmd = env.cardecrypt_command();
+        cmd.args(extra)
+            .args(["--batch", "--pin-file", pin.to_str().expect("utf8")])
+            .arg(&message);
+        let (status, kib) = peak_rss(&cmd, Stdio::null());
+        assert!(status.success(), "{extra:?}: {status}");
+        assert!(kib <= limit_kib, "{extra:?} peak RSS {kib} KiB");
+    }
     // Progress: a line on a terminal (stderr a pty, through script(1)) naming both passes
     // with a bar, rate and time left; none with --status-fd, none when stderr is not one.
     let shown = |extra: &str| {

@@ -14,10 +14,10 @@ use crate::{
 };
 
 pub fn run(args: &InspectArgs, verbose: bool) -> Result<()> {
-    let input = super::read_input(args.file.as_deref())?;
-    let mut inspection = inspect::outside(&input, &card_keys())?;
+    let cards = card_keys();
+    let (mut inspection, input) = outside(args, &cards)?;
     if args.decrypt {
-        decrypt_inside(args, verbose, &input, &mut inspection)?;
+        decrypt_inside(args, verbose, input, &mut inspection)?;
     }
     if args.json {
         let text =
@@ -27,6 +27,56 @@ pub fn run(args: &InspectArgs, verbose: bool) -> Result<()> {
         super::print(&inspect::render(&inspection))?;
     }
     Ok(())
+}
+
+/// What was inspected, for the inside: an email whole, an OpenPGP message as a file.
+enum Inspected {
+    Email(Vec<u8>),
+    Message(std::fs::File),
+    /// Read as it came (a pipe, without `--decrypt`): nothing kept.
+    Gone,
+}
+
+/// The outside of the input. An email is read whole (as `cardecrypt mail` does); an OpenPGP
+/// message streams by in bounded memory at any size: a file is read again for the inside, a
+/// pipe is spooled (ciphertext, unnamed, 0600) only when the inside is wanted.
+fn outside(
+    args: &InspectArgs,
+    cards: &inspect::CardKeys,
+) -> Result<(inspect::Inspection, Inspected)> {
+    use std::io::{BufRead, Read, Seek};
+    let cannot = |e| Error::io("cannot read the message", e);
+    let file = match &args.file {
+        Some(path) => std::fs::File::open(path)
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?,
+        None => std::os::fd::AsFd::as_fd(&std::io::stdin())
+            .try_clone_to_owned()
+            .map(std::fs::File::from)
+            .map_err(cannot)?,
+    };
+    let regular = file.metadata().is_ok_and(|m| m.is_file());
+    let mut input = std::io::BufReader::with_capacity(1 << 16, file);
+    let email = inspect::is_email(input.fill_buf().map_err(cannot)?);
+    if email {
+        let mut bytes = Vec::new();
+        input.read_to_end(&mut bytes).map_err(cannot)?;
+        return Ok((inspect::outside(&bytes, cards)?, Inspected::Email(bytes)));
+    }
+    if !regular && !args.decrypt {
+        return Ok((inspect::outside_message(input, cards)?, Inspected::Gone));
+    }
+    let mut file = if regular {
+        input.into_inner()
+    } else {
+        let mut spool = engine::source::spool_file(None)?;
+        std::io::copy(&mut input, &mut spool).map_err(cannot)?;
+        spool.rewind().map_err(cannot)?;
+        spool
+    };
+    file.rewind().map_err(cannot)?;
+    let inspection = inspect::outside_message(&mut file, cards)?;
+    file.rewind().map_err(cannot)?;
+    Ok((inspection, Inspected::Message(file)))
 }
 
 /// The cards present and their decryption keys, read without a PIN; `None` when pcscd
@@ -57,7 +107,7 @@ fn card_keys() -> inspect::CardKeys {
 fn decrypt_inside(
     args: &InspectArgs,
     verbose: bool,
-    input: &[u8],
+    input: Inspected,
     inspection: &mut inspect::Inspection,
 ) -> Result<()> {
     let config = Config::load()?;
@@ -77,36 +127,36 @@ fn decrypt_inside(
         pinentry: config.pinentry.clone(),
         ..Prompter::default()
     };
-    if inspection.kind == "email" {
-        let mut lengths = Vec::new();
-        let outcome = {
-            let mut one = |armored: &[u8]| {
-                let (plain, report) =
-                    decrypt::decrypt(&mut &armored[..], &mut PcscSource, &mut ui, &options)?;
-                lengths.push(plain.len() as u64);
-                Ok((plain, report))
+    match input {
+        Inspected::Email(input) => {
+            let mut lengths = Vec::new();
+            let outcome = {
+                let mut one = |armored: &[u8]| {
+                    let (plain, report) =
+                        decrypt::decrypt(&mut &armored[..], &mut PcscSource, &mut ui, &options)?;
+                    lengths.push(plain.len() as u64);
+                    Ok((plain, report))
+                };
+                message::decrypt_message(&input, &mut one, &options.signer_certs)?
             };
-            message::decrypt_message(input, &mut one, &options.signer_certs)?
-        };
-        let reports: Vec<_> = outcome.reports.into_iter().zip(lengths).collect();
-        inspect::add_inside(inspection, &reports, Some(&outcome.message));
-    } else {
-        // Described, never shown: the plaintext is measured and dropped as it goes, so a
-        // backup of any size is inspected in bounded memory.
-        let input = match &args.file {
-            Some(path) => engine::Input::open(Some(path))?,
-            None => engine::Input::Stream(Box::new(std::io::Cursor::new(input.to_vec()))),
-        };
-        let mut report = decrypt::Report::default();
-        let length = decrypt::decrypt_to(
-            input,
-            engine::Dest::Discard,
-            &mut PcscSource,
-            &mut ui,
-            &options,
-            &mut report,
-        )?;
-        inspect::add_inside(inspection, &[(report, length)], None);
+            let reports: Vec<_> = outcome.reports.into_iter().zip(lengths).collect();
+            inspect::add_inside(inspection, &reports, Some(&outcome.message));
+        }
+        Inspected::Message(file) => {
+            // Described, never shown: the plaintext is measured and dropped as it goes, so a
+            // backup of any size is inspected in bounded memory.
+            let mut report = decrypt::Report::default();
+            let length = decrypt::decrypt_to(
+                engine::Input::File(file),
+                engine::Dest::Discard,
+                &mut PcscSource,
+                &mut ui,
+                &options,
+                &mut report,
+            )?;
+            inspect::add_inside(inspection, &[(report, length)], None);
+        }
+        Inspected::Gone => return Err(Error::Other("the input was not kept for --decrypt".into())),
     }
     Ok(())
 }

@@ -77,12 +77,12 @@ pub type CardKeys = Option<Vec<(String, String)>>;
 
 /// Looks at `input`: an email when it starts with header fields, else an OpenPGP message.
 pub fn outside(input: &[u8], cards: &CardKeys) -> Result<Inspection> {
-    let mut inspection = if is_email(input) {
+    if is_email(input) {
         let mut facts = email::read(input);
         for m in &mut facts.encrypted {
             mark_cards(m, cards);
         }
-        Inspection {
+        let mut inspection = Inspection {
             version: JSON_VERSION,
             kind: "email".into(),
             size: input.len() as u64,
@@ -91,20 +91,30 @@ pub fn outside(input: &[u8], cards: &CardKeys) -> Result<Inspection> {
             inside: None,
             email_inside: None,
             advice: Vec::new(),
-        }
+        };
+        inspection.advice = advice(&inspection);
+        Ok(inspection)
     } else {
-        let mut m = openpgp::read(input)?;
-        mark_cards(&mut m, cards);
-        Inspection {
-            version: JSON_VERSION,
-            kind: "openpgp".into(),
-            size: input.len() as u64,
-            message: Some(m),
-            email: None,
-            inside: None,
-            email_inside: None,
-            advice: Vec::new(),
-        }
+        outside_message(input, cards)
+    }
+}
+
+/// Looks at the OpenPGP message `input` as it streams by (bounded memory at any size).
+pub fn outside_message(
+    input: impl std::io::Read + Send + Sync,
+    cards: &CardKeys,
+) -> Result<Inspection> {
+    let mut m = openpgp::read_from(input)?;
+    mark_cards(&mut m, cards);
+    let mut inspection = Inspection {
+        version: JSON_VERSION,
+        kind: "openpgp".into(),
+        size: m.size,
+        message: Some(m),
+        email: None,
+        inside: None,
+        email_inside: None,
+        advice: Vec::new(),
     };
     inspection.advice = advice(&inspection);
     Ok(inspection)
@@ -166,7 +176,8 @@ fn normalize(v: &str) -> String {
     v.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn is_email(input: &[u8]) -> bool {
+/// Whether `input` (its first line is enough) starts with a header field: an email.
+pub fn is_email(input: &[u8]) -> bool {
     let first = input.split(|&b| b == b'\n').next().unwrap_or_default();
     let first = String::from_utf8_lossy(first);
     !first.starts_with("-----BEGIN PGP")

@@ -66,10 +66,45 @@ pub struct MessageFacts {
 
 /// Reads the outside of the message in `bytes`.
 pub fn read(bytes: &[u8]) -> Result<MessageFacts> {
-    let armored = looks_armored(bytes);
+    read_from(bytes)
+}
+
+/// Reads the outside of the message `input` as it streams by, in bounded memory at any size
+/// (the container's body is counted, not kept); `size` is every byte of the input.
+pub fn read_from(input: impl Read + Send + Sync) -> Result<MessageFacts> {
+    let mut counted = Counted { inner: input, n: 0 };
+    let mut facts = read_counted(&mut counted)?;
+    // What follows the container counts too.
+    std::io::copy(&mut counted, &mut std::io::sink())
+        .map_err(|e| Error::io("cannot read the message", e))?;
+    facts.size = counted.n;
+    Ok(facts)
+}
+
+struct Counted<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+}
+
+fn read_counted<R: Read + Send + Sync>(input: &mut Counted<R>) -> Result<MessageFacts> {
+    let mut input = BufReader::with_capacity(1 << 16, input);
+    let armored = {
+        let buf = input
+            .fill_buf()
+            .map_err(|e| Error::io("cannot read the message", e))?;
+        looks_armored(buf)
+    };
     let mut headers = Vec::new();
-    let binary: Vec<u8> = if armored {
-        let mut dearmor = armor::Dearmor::new(bytes);
+    let binary: Box<dyn Read + Send + Sync + '_> = if armored {
+        let mut dearmor = armor::Dearmor::new(input);
         dearmor.read_headers()?;
         if !dearmor.kind.starts_with("MESSAGE") {
             return Err(Error::NotOpenPgp(format!(
@@ -78,16 +113,12 @@ pub fn read(bytes: &[u8]) -> Result<MessageFacts> {
             )));
         }
         headers = dearmor.headers.clone();
-        let mut out = Vec::new();
-        dearmor
-            .read_to_end(&mut out)
-            .map_err(|e| Error::BadMessage(format!("the armor is damaged: {e}")))?;
-        out
+        Box::new(DamagedArmor(dearmor))
     } else {
-        bytes.to_vec()
+        Box::new(input)
     };
     let bad = |e: anyhow::Error| Error::BadMessage(e.to_string());
-    let mut ppr = PacketParserBuilder::from_bytes(&binary)
+    let mut ppr = PacketParserBuilder::from_reader(binary)
         .and_then(|b| b.dearmor(sequoia_openpgp::parse::Dearmor::Disabled).build())
         .map_err(bad)?;
     let mut facts = MessageFacts {
@@ -96,7 +127,7 @@ pub fn read(bytes: &[u8]) -> Result<MessageFacts> {
         recipients: Vec::new(),
         passwords: 0,
         container: None,
-        size: bytes.len() as u64,
+        size: 0,
         plaintext_at_most: None,
         cards_checked: false,
     };
@@ -124,6 +155,17 @@ pub fn read(bytes: &[u8]) -> Result<MessageFacts> {
     };
     facts.plaintext_at_most = Some(container.length.saturating_sub(overhead(container)));
     Ok(facts)
+}
+
+/// The armor reader, its errors worded as what they are.
+struct DamagedArmor<R>(R);
+
+impl<R: Read> Read for DamagedArmor<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0
+            .read(buf)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("the armor is damaged: {e}")))
+    }
 }
 
 fn looks_armored(bytes: &[u8]) -> bool {
