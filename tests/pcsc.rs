@@ -12,6 +12,8 @@ mod common;
 mod faults;
 #[path = "pcsc/gpg_front.rs"]
 mod gpg_front;
+#[path = "pcsc/promises.rs"]
+mod promises;
 
 use std::{
     io::Write,
@@ -26,6 +28,7 @@ use cardecrypt::error::exit;
 use common::*;
 use faults::*;
 use gpg_front::*;
+use promises::*;
 
 const VPCD_PORT: u16 = 35963;
 /// vpcd's first slot (port 35963); its second, "Virtual PCD 00 01", listens on 35964.
@@ -1166,7 +1169,9 @@ fn touch_policy_makes_cardecrypt_ask_for_a_touch(env: &Env) {
 fn set_touch_policy(policy: openpgp_card::ocard::data::TouchPolicy) {
     use cardecrypt::card::{CardSource, PcscSource};
     use openpgp_card::ocard::KeyType;
-    let (_, backend) = PcscSource
+    // Kept to the end: when it goes, the card forgets the admin PIN.
+    let mut source = PcscSource::default();
+    let (_, backend) = source
         .backends()
         .expect("cards")
         .into_iter()
@@ -1180,6 +1185,9 @@ fn set_touch_policy(policy: openpgp_card::ocard::data::TouchPolicy) {
     admin
         .set_touch_policy(KeyType::Decryption, policy)
         .expect("set touch");
+    drop(tx);
+    drop(card);
+    drop(source);
 }
 
 fn card_held_exclusively_is_explained(env: &Env) {
@@ -2160,6 +2168,10 @@ fn main() {
         env(doctor_explains_the_setup),
         env(help_examples_without_secrets_run),
         env(keep_unlocked_spares_the_pin_until_lock),
+        env(a_shared_connection_does_not_keep_our_pin),
+        env(a_pin_another_program_sent_is_left_alone),
+        env(scdaemon_sharing_the_card_does_not_keep_our_pin),
+        env(a_kept_session_extends_one_holder),
         env(mail_clients_show_messages_decrypted),
         env(mutts_gpg_command_line_works),
         env(card_generate_makes_a_certificate_gpg_uses),

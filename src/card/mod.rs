@@ -3,6 +3,7 @@
 //! The transport is a `card_backend::CardBackend`: PC/SC for real cards, the virtual card in
 //! tests. Nothing above this module knows which.
 
+pub mod forget;
 pub mod holder;
 pub mod link;
 pub mod pcsc_backend;
@@ -51,9 +52,38 @@ pub fn not_found(source: &mut dyn CardSource, wanted: &str, found: Vec<String>) 
     }
 }
 
-/// The cards pcscd sees.
+/// The cards pcscd sees. When it goes (or [`release`](Self::release) is called), the cards
+/// forget every PIN this process verified on them.
 #[derive(Default)]
-pub struct PcscSource;
+pub struct PcscSource {
+    verified: forget::Verified,
+}
+
+impl PcscSource {
+    /// Makes the cards forget the PINs we verified, except those in `keep` (a holder keeps
+    /// them for the user). Returns a note for each card that had to be reset for it.
+    pub fn release(&mut self, keep: &[u8]) -> Vec<String> {
+        self.verified
+            .take(keep)
+            .into_iter()
+            .filter_map(|(reader, pins)| {
+                let forgot = forget::forget_in_reader(&reader, &pins)?;
+                forget::note(&reader, &forgot)
+            })
+            .collect()
+    }
+
+    /// Whether a PIN was verified in `reader` and not yet forgotten.
+    pub fn verified_in(&self, reader: &str) -> bool {
+        self.verified.any_in(reader)
+    }
+}
+
+impl Drop for PcscSource {
+    fn drop(&mut self) {
+        self.release(&[]);
+    }
+}
 
 impl CardSource for PcscSource {
     fn backends(&mut self) -> Result<Vec<(String, Backend)>> {
@@ -64,7 +94,7 @@ impl CardSource for PcscSource {
         let mut cards: Vec<(String, Backend)> = Vec::new();
         let mut busy = None;
         for reader in &readers {
-            match pcsc_backend::PcscCard::connect(&ctx, reader)? {
+            match pcsc_backend::PcscCard::connect(&ctx, reader, &self.verified)? {
                 pcsc_backend::Connect::Card(card) => {
                     cards.push((card.reader().to_string(), Box::new(card)))
                 }
@@ -92,7 +122,7 @@ impl CardSource for PcscSource {
             .iter()
             .filter(|r| {
                 matches!(
-                    pcsc_backend::PcscCard::connect(&ctx, r),
+                    pcsc_backend::PcscCard::connect(&ctx, r, &self.verified),
                     Ok(pcsc_backend::Connect::Busy)
                 )
             })

@@ -9,6 +9,7 @@ use std::ffi::{CStr, CString};
 
 use card_backend::{CardBackend, CardCaps, CardTransaction, PinType, SmartcardError};
 
+use super::forget::Verified;
 use crate::error::Error;
 
 const REMOVED: &str = "the card was removed";
@@ -17,6 +18,8 @@ const REMOVED: &str = "the card was removed";
 pub struct PcscCard {
     card: Option<pcsc::Card>,
     reader: String,
+    /// Where accepted VERIFYs are noted, for the PINs to be forgotten when the command ends.
+    verified: Verified,
 }
 
 /// What happened when connecting to a reader.
@@ -47,12 +50,18 @@ fn service_error(e: pcsc::Error) -> Error {
 }
 
 impl PcscCard {
-    pub fn connect(ctx: &pcsc::Context, reader: &CStr) -> Result<Connect, Error> {
+    /// Connects in shared mode; accepted VERIFYs are noted in `verified`.
+    pub fn connect(
+        ctx: &pcsc::Context,
+        reader: &CStr,
+        verified: &Verified,
+    ) -> Result<Connect, Error> {
         let name = reader.to_string_lossy().into_owned();
         match ctx.connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY) {
             Ok(card) => Ok(Connect::Card(PcscCard {
                 card: Some(card),
                 reader: name,
+                verified: verified.clone(),
             })),
             Err(pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard) => Ok(Connect::Empty),
             Err(pcsc::Error::SharingViolation) => Ok(Connect::Busy),
@@ -63,6 +72,12 @@ impl PcscCard {
 
     pub fn reader(&self) -> &str {
         &self.reader
+    }
+
+    /// Closes the connection, the card made to forget `pins` first (reset if it cannot).
+    pub fn close_forgetting(mut self, pins: &[u8]) -> Option<super::forget::Forgot> {
+        let card = self.card.take()?;
+        Some(super::forget::forget_on(card, pins))
     }
 }
 
@@ -107,6 +122,8 @@ impl CardBackend for PcscCard {
             .card
             .as_mut()
             .ok_or_else(|| SmartcardError::SmartCardConnectionError(REMOVED.into()))?;
+        let verified = &self.verified;
+        let reader = self.reader.as_str();
         let mut was_reset = false;
         let mut card = card;
         let tx = loop {
@@ -127,7 +144,15 @@ impl CardBackend for PcscCard {
                 Err((_, e)) => return Err(transmit_error(e)),
             }
         };
-        let mut tx = PcscTransaction { tx, was_reset };
+        if was_reset {
+            verified.card_reset(reader);
+        }
+        let mut tx = PcscTransaction {
+            tx,
+            was_reset,
+            verified,
+            reader,
+        };
         if was_reset {
             if let Some(app) = reselect_application {
                 let res = tx.select(app)?;
@@ -147,6 +172,8 @@ impl CardBackend for PcscCard {
 struct PcscTransaction<'a> {
     tx: pcsc::Transaction<'a>,
     was_reset: bool,
+    verified: &'a Verified,
+    reader: &'a str,
 }
 
 impl CardTransaction for PcscTransaction<'_> {
@@ -162,6 +189,7 @@ impl CardTransaction for PcscTransaction<'_> {
         if resp.len() < 2 {
             return Err(SmartcardError::SmartCardConnectionError(REMOVED.into()));
         }
+        self.verified.observe(self.reader, cmd, resp);
         Ok(resp.to_vec())
     }
 

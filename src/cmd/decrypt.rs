@@ -39,10 +39,12 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     let mut status = StatusWriter::open(args.status_fd)?;
     let mut report = Report::default();
     let overwrite = args.read.overwrite || args.gpg.yes;
+    let mut source = PcscSource::default();
     let result = decrypt_to(
         input,
         args.read.output.as_deref(),
         overwrite,
+        &mut source,
         &mut ui,
         &options,
         &mut report,
@@ -55,9 +57,13 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
         };
         status.write_all(&lines);
     }
+    if result.is_err() {
+        release(&mut source, false, &mut ui);
+    }
     result?;
     weak_cipher_note(&report, &mut ui);
-    keep_unlocked(&args.read, &config, &report, verbose, &mut ui);
+    let kept = keep_unlocked(&args.read, &config, &report, &source, verbose, &mut ui);
+    release(&mut source, kept, &mut ui);
     let have_certs = !options.signer_certs.is_empty();
     for check in &report.signatures {
         ui.note(&check.summary(have_certs));
@@ -188,30 +194,71 @@ pub(crate) fn options(
 }
 
 /// After a decrypt that succeeded: leave the card unlocked if asked (command line, else
-/// config file). Holding the card cannot spoil that decrypt, so a failure here is a note,
-/// not an error.
+/// config file), by a holder that extends its time or starts. Only a PIN we sent, or one a
+/// holder of ours already keeps, is kept: a card another program unlocked is not ours to
+/// hold. Holding the card cannot spoil that decrypt, so a failure here is a note, not an
+/// error. Returns whether a holder keeps the PIN.
 pub(crate) fn keep_unlocked(
     read: &ReadArgs,
     config: &Config,
     report: &Report,
+    source: &PcscSource,
     verbose: bool,
     ui: &mut dyn Interaction,
-) {
+) -> bool {
     let keep = read.keep_unlocked.or(config.keep_unlocked);
     let Some(keep) = keep.filter(|k| !k.is_zero()) else {
-        return;
+        return false;
     };
-    if report.card.is_empty() {
-        return;
+    match hold_card(report, source, keep) {
+        Ok(true) => {
+            if verbose {
+                ui.note(&format!(
+                    "card {} stays unlocked for {} s (cardecrypt lock ends it)",
+                    report.card,
+                    keep.as_secs()
+                ));
+            }
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            ui.note(&format!("cannot keep the card unlocked: {e}"));
+            false
+        }
     }
-    match crate::card::holder::start(&report.reader, &report.card, keep) {
-        Ok(()) if verbose => ui.note(&format!(
-            "card {} stays unlocked for {} s (cardecrypt lock ends it)",
-            report.card,
-            keep.as_secs()
-        )),
-        Ok(()) => {}
-        Err(e) => ui.note(&format!("cannot keep the card unlocked: {e}")),
+}
+
+/// Extends the running holder of the report's card, or starts one where we sent the PIN.
+/// Ok(false): there was nothing of ours to keep.
+pub(crate) fn hold_card(
+    report: &Report,
+    source: &PcscSource,
+    keep: std::time::Duration,
+) -> Result<bool> {
+    use crate::card::holder;
+    if report.card.is_empty() {
+        return Ok(false);
+    }
+    if holder::extend(&report.card, keep).is_some() {
+        return Ok(true);
+    }
+    if !source.verified_in(&report.reader) {
+        return Ok(false);
+    }
+    holder::start(&report.reader, &report.card, keep).map(|()| true)
+}
+
+/// The end of a command that used cards: they forget the PINs we sent, PW1 left to the
+/// holder when `kept`; a card that had to be reset for it is named in one line.
+pub(crate) fn release(source: &mut PcscSource, kept: bool, ui: &mut dyn Interaction) {
+    let keep: &[u8] = if kept {
+        &[crate::card::forget::PW1]
+    } else {
+        &[]
+    };
+    for note in source.release(keep) {
+        ui.note(&note);
     }
 }
 
@@ -221,12 +268,12 @@ fn decrypt_to(
     input: engine::Input,
     path: Option<&std::path::Path>,
     overwrite: bool,
+    source: &mut PcscSource,
     ui: &mut dyn Interaction,
     options: &DecryptOptions,
     report: &mut Report,
 ) -> Result<u64> {
     let path = path.filter(|p| *p != std::path::Path::new("-"));
-    let mut source = PcscSource;
     match path {
         Some(path) if matches!(output::existing(path), output::Existing::Special) => {
             let mut file = std::fs::OpenOptions::new()
@@ -234,11 +281,11 @@ fn decrypt_to(
                 .open(path)
                 .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
             let dest = engine::Dest::Stream(&mut file);
-            decrypt::decrypt_to(input, dest, &mut source, ui, options, report)
+            decrypt::decrypt_to(input, dest, source, ui, options, report)
         }
         Some(path) => {
             let dest = engine::Dest::File(output::PendingFile::create(path, overwrite)?);
-            decrypt::decrypt_to(input, dest, &mut source, ui, options, report)
+            decrypt::decrypt_to(input, dest, source, ui, options, report)
         }
         None => {
             crate::paths::widen_pipe(std::io::stdout());
@@ -246,7 +293,7 @@ fn decrypt_to(
             let n = decrypt::decrypt_to(
                 input,
                 engine::Dest::Stream(&mut out),
-                &mut source,
+                source,
                 ui,
                 options,
                 report,

@@ -122,7 +122,7 @@ fn check_pcsc() -> Vec<Finding> {
 fn check_cards() -> Vec<Finding> {
     let mut out = Vec::new();
     let counter = ApduCounter::default();
-    let cards = match card::open_all(&mut PcscSource, &counter, false) {
+    let cards = match card::open_all(&mut PcscSource::default(), &counter, false) {
         Ok(c) => c,
         Err(Error::CardBusy { reader }) => {
             return vec![fail(

@@ -83,7 +83,7 @@ fn outside(
 /// cannot be asked (inspect works without it).
 fn card_keys() -> inspect::CardKeys {
     let counter = ApduCounter::default();
-    let cards = card::open_all(&mut PcscSource, &counter, false).ok()?;
+    let cards = card::open_all(&mut PcscSource::default(), &counter, false).ok()?;
     let mut keys = Vec::new();
     for mut open in cards {
         let Ok(mut tx) = open.card.transaction() else {
@@ -127,13 +127,15 @@ fn decrypt_inside(
         pinentry: config.pinentry.clone(),
         ..Prompter::default()
     };
+    // Dropped at the end: the cards forget the PIN sent for this.
+    let mut source = PcscSource::default();
     match input {
         Inspected::Email(input) => {
             let mut lengths = Vec::new();
             let outcome = {
                 let mut one = |armored: &[u8]| {
                     let (plain, report) =
-                        decrypt::decrypt(&mut &armored[..], &mut PcscSource, &mut ui, &options)?;
+                        decrypt::decrypt(&mut &armored[..], &mut source, &mut ui, &options)?;
                     lengths.push(plain.len() as u64);
                     Ok((plain, report))
                 };
@@ -149,7 +151,7 @@ fn decrypt_inside(
             let length = decrypt::decrypt_to(
                 engine::Input::File(file),
                 engine::Dest::Discard,
-                &mut PcscSource,
+                &mut source,
                 &mut ui,
                 &options,
                 &mut report,

@@ -1,6 +1,6 @@
 //! `cardecrypt mail [FILE]`: decrypt a whole email.
 
-use super::decrypt::{keep_unlocked, options, write_out};
+use super::decrypt::{keep_unlocked, options, release, write_out};
 use crate::{
     card::PcscSource, cli::MailArgs, config::Config, decrypt, error::Result, mail::message,
     prompt::Prompter, ui::Interaction, Done,
@@ -20,11 +20,18 @@ pub fn run(args: &MailArgs, verbose: bool) -> Result<Done> {
         loopback: None,
         ..Prompter::default()
     };
+    let mut source = PcscSource::default();
     let outcome = {
-        let mut decrypt_one = |armored: &[u8]| {
-            decrypt::decrypt(&mut &armored[..], &mut PcscSource, &mut ui, &options)
-        };
-        message::decrypt_message(&input, &mut decrypt_one, &options.signer_certs)?
+        let mut decrypt_one =
+            |armored: &[u8]| decrypt::decrypt(&mut &armored[..], &mut source, &mut ui, &options);
+        message::decrypt_message(&input, &mut decrypt_one, &options.signer_certs)
+    };
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            release(&mut source, false, &mut ui);
+            return Err(e);
+        }
     };
     write_out(
         args.read.output.as_deref(),
@@ -39,9 +46,10 @@ pub fn run(args: &MailArgs, verbose: bool) -> Result<Done> {
         super::decrypt::weak_cipher_note(report, &mut ui);
     }
     // As for one message: the card the last part was decrypted with stays unlocked.
-    if let Some(report) = outcome.reports.last() {
-        keep_unlocked(&args.read, &config, report, verbose, &mut ui);
-    }
+    let kept = outcome.reports.last().is_some_and(|report| {
+        keep_unlocked(&args.read, &config, report, &source, verbose, &mut ui)
+    });
+    release(&mut source, kept, &mut ui);
     let have_certs = !options.signer_certs.is_empty();
     let signatures = outcome
         .reports

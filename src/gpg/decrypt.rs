@@ -101,6 +101,7 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
         Err(e) => return fail(call, &Report::default(), &e),
     };
     let mut report = Report::default();
+    let mut source = PcscSource::default();
     let mut inner_gpg = InnerGpg::new(call, output.clone(), real_gpg);
     let result = message
         .try_clone()
@@ -108,7 +109,7 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
         .and_then(|copy| {
             let input = engine::Input::File(copy);
             let decrypt_to = |dest| {
-                decrypt::decrypt_to(input, dest, &mut PcscSource, &mut ui, &options, &mut report)
+                decrypt::decrypt_to(input, dest, &mut source, &mut ui, &options, &mut report)
             };
             match (&output, call.unwrap) {
                 (Some(path), true) => decrypt_to(engine::Dest::File(
@@ -132,6 +133,7 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
         // algorithm or quirk we refuse), the real gpg gets the message and decides.
         Err(e) if not_for_a_card(&e) || report.card.is_empty() => {
             inner_gpg.abort();
+            release(&mut source, false);
             return forward(call, args, &message, real_gpg);
         }
         Err(e) => {
@@ -139,7 +141,8 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
             return fail(call, &report, &e);
         }
     };
-    keep_unlocked(config, &report);
+    let kept = keep_unlocked(config, &report, &source);
+    release(&mut source, kept);
     let lines = report.status_lines(length, Ok(()), pin_announced);
     if call.unwrap {
         // The decrypted packet stream itself, no PLAINTEXT line (Thunderbird).
@@ -157,17 +160,29 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
 
 /// As for `cardecrypt`: `CARDECRYPT_KEEP_UNLOCKED`, else `keep-unlocked` from the config,
 /// keeps the card unlocked after a PIN was accepted. A failure to do so spoils nothing.
-fn keep_unlocked(config: &Config, report: &Report) {
+/// Returns whether a holder keeps the PIN.
+fn keep_unlocked(config: &Config, report: &Report, source: &PcscSource) -> bool {
     let from_env = std::env::var("CARDECRYPT_KEEP_UNLOCKED")
         .ok()
         .and_then(|v| crate::time::parse_duration(&v).ok());
     let Some(keep) = from_env.or(config.keep_unlocked).filter(|k| !k.is_zero()) else {
-        return;
+        return false;
     };
-    if !report.card.is_empty() {
-        if let Err(e) = crate::card::holder::start(&report.reader, &report.card, keep) {
-            eprintln!("cardecrypt-gpg: cannot keep the card unlocked: {e}");
-        }
+    crate::cmd::decrypt::hold_card(report, source, keep).unwrap_or_else(|e| {
+        eprintln!("cardecrypt-gpg: cannot keep the card unlocked: {e}");
+        false
+    })
+}
+
+/// The cards forget the PINs we sent (PW1 left to the holder when `kept`).
+fn release(source: &mut PcscSource, kept: bool) {
+    let keep: &[u8] = if kept {
+        &[crate::card::forget::PW1]
+    } else {
+        &[]
+    };
+    for note in source.release(keep) {
+        eprintln!("cardecrypt-gpg: {note}");
     }
 }
 

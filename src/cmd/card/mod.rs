@@ -25,7 +25,7 @@ use crate::{
 pub use keys::import;
 
 pub fn run(command: CardCommand, verbose: bool) -> Result<()> {
-    let source = &mut PcscSource;
+    let source = &mut PcscSource::default();
     match command {
         CardCommand::List => {
             for line in list(source, verbose)? {
@@ -64,7 +64,7 @@ pub fn lock(wanted: Option<&str>) -> Result<()> {
     let counter = ApduCounter::default();
     let mut locked = 0;
     let mut seen = Vec::new();
-    for open in card::open_all(&mut PcscSource, &counter, false)? {
+    for open in card::open_all(&mut PcscSource::default(), &counter, false)? {
         let mut card = open.card;
         let ident = transaction(&mut card)?
             .application_identifier()

@@ -1,0 +1,242 @@
+//! Promises that must hold with other programs on the same card: a PIN we sent is forgotten
+//! when we are done, whatever else stays connected; one another program sent is left alone;
+//! a kept session is extended, not restarted.
+
+use super::*;
+
+/// Another PC/SC client's shared connection to the test card, held for as long as it lives
+/// (what scdaemon with `pcsc-shared`, OpenSC or KeePassXC do).
+struct OtherProgram {
+    _ctx: pcsc::Context,
+    card: pcsc::Card,
+}
+
+impl OtherProgram {
+    fn connect() -> OtherProgram {
+        let ctx = pcsc::Context::establish(pcsc::Scope::User).expect("pcsc context");
+        let reader = std::ffi::CString::new(reader_name()).expect("reader");
+        let card = ctx
+            .connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+            .expect("shared connection");
+        OtherProgram { _ctx: ctx, card }
+    }
+
+    /// Sends APDUs in one transaction; the status words of each answer.
+    fn send(&mut self, apdus: &[&[u8]]) -> Vec<[u8; 2]> {
+        let tx = self.card.transaction().expect("transaction");
+        let mut buf = [0u8; 300];
+        apdus
+            .iter()
+            .map(|apdu| {
+                let resp = tx.transmit(apdu, &mut buf).expect("transmit");
+                [resp[resp.len() - 2], resp[resp.len() - 1]]
+            })
+            .collect()
+    }
+
+    /// Whether the card says PW1 (decryption) is verified: an empty VERIFY, which spends
+    /// no try.
+    fn pw1_verified(&mut self) -> bool {
+        let answers = self.send(&[SELECT_OPENPGP, &[0x00, 0x20, 0x00, 0x82]]);
+        answers[1] == [0x90, 0x00]
+    }
+
+    /// Verifies PW1 as another program would.
+    fn verify_pw1(&mut self) {
+        let mut verify = vec![0x00, 0x20, 0x00, 0x82, USER_PIN.len() as u8];
+        verify.extend(USER_PIN.as_bytes());
+        let answers = self.send(&[SELECT_OPENPGP, &verify]);
+        assert_eq!(answers[1], [0x90, 0x00], "VERIFY by the other program");
+    }
+}
+
+const SELECT_OPENPGP: &[u8] = &[
+    0x00, 0xA4, 0x04, 0x00, 0x06, 0xD2, 0x76, 0x00, 0x01, 0x24, 0x01,
+];
+
+fn message() -> Vec<u8> {
+    std::fs::read(data_dir().join("base_seipd1.gpg")).expect("base")
+}
+
+/// Waits (up to `limit`) for `done`; whether it came.
+fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    done()
+}
+
+pub fn a_shared_connection_does_not_keep_our_pin(env: &Env) {
+    env.import_to_card("cv25519");
+    assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
+    let mut other = OtherProgram::connect();
+    let message = message();
+    assert_ok(
+        &env.cardecrypt_with_pin(&[], &message),
+        "decrypt with the PIN",
+    );
+    assert!(
+        !other.pw1_verified(),
+        "the card is still unlocked after the decrypt"
+    );
+    let out = env.cardecrypt(&["--batch"], &message);
+    assert_fails(&out, exit::PIN, "needs its PIN");
+    // The same for cardecrypt mail and inspect --decrypt, which decrypt in memory.
+    let email = std::fs::read(data_dir().join("mail/neomutt-encrypted.eml")).expect("eml");
+    let pin = env.path("pin");
+    let pin = pin.to_str().expect("utf8");
+    let out = env.cardecrypt(&["mail", "--batch", "--pin-file", pin], &email);
+    assert_ok(&out, "mail with the PIN");
+    assert!(!other.pw1_verified(), "unlocked after cardecrypt mail");
+    let file = env.path("promise.gpg");
+    std::fs::write(&file, &message).expect("write");
+    let file = file.to_str().expect("utf8");
+    let args = ["inspect", "--decrypt", "--batch", "--pin-file", pin, file];
+    assert_ok(
+        &env.cardecrypt(&args, b""),
+        "inspect --decrypt with the PIN",
+    );
+    assert!(!other.pw1_verified(), "unlocked after inspect --decrypt");
+    // A kept session ends with the PIN forgotten too.
+    let out = env.cardecrypt_with_pin(&["--keep-unlocked", "2s"], &message);
+    assert_ok(&out, "decrypt, kept for 2 s");
+    assert!(other.pw1_verified(), "not kept unlocked");
+    assert_ok(
+        &env.cardecrypt(&["--batch"], &message),
+        "decrypt while kept",
+    );
+    assert!(
+        wait_for(Duration::from_secs(15), || holders().is_empty()),
+        "the holder did not end"
+    );
+    assert!(
+        !other.pw1_verified(),
+        "still unlocked after the kept time ran out"
+    );
+    let out = env.cardecrypt(&["--batch"], &message);
+    assert_fails(&out, exit::PIN, "needs its PIN");
+    assert_ok(&env.cardecrypt(&["card", "status"], b""), "card status");
+}
+
+pub fn a_pin_another_program_sent_is_left_alone(env: &Env) {
+    env.import_to_card("cv25519");
+    assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
+    let mut other = OtherProgram::connect();
+    other.verify_pw1();
+    // The card is unlocked: cardecrypt needs no PIN, and must not lock what it did not
+    // unlock, nor start a holder for it.
+    let out = env.cardecrypt(&["--batch", "--keep-unlocked", "60s"], &message());
+    assert_ok(&out, "decrypt on a card another program unlocked");
+    assert!(
+        other.pw1_verified(),
+        "cardecrypt locked another program's PIN"
+    );
+    assert_eq!(
+        env.kept_unlocked_seconds(),
+        None,
+        "a holder for a PIN not ours"
+    );
+    assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
+    assert!(!other.pw1_verified(), "lock leaves the card unlocked");
+}
+
+/// scdaemon with `pcsc-shared`, as the README tells gpg users to set it, keeps its connection
+/// after `gpg --card-status`: a decrypt of ours must still end with the card locked.
+pub fn scdaemon_sharing_the_card_does_not_keep_our_pin(env: &Env) {
+    env.import_to_card("cv25519");
+    assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
+    let home = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        home.path().join("scdaemon.conf"),
+        format!("disable-ccid\npcsc-shared\nreader-port {}\n", reader_name()),
+    )
+    .expect("conf");
+    let gpg = |args: &[&str]| {
+        run(
+            Command::new("gpg")
+                .arg("--homedir")
+                .arg(home.path())
+                .args(["--batch"])
+                .args(args),
+            b"",
+        )
+    };
+    assert_ok(&gpg(&["--card-status"]), "gpg --card-status");
+    let message = message();
+    assert_ok(
+        &env.cardecrypt_with_pin(&[], &message),
+        "decrypt with the PIN",
+    );
+    std::thread::sleep(Duration::from_millis(1500)); // > pcscd's power-off delay
+    let out = env.cardecrypt(&["--batch"], &message);
+    let _ = Command::new("gpgconf")
+        .arg("--homedir")
+        .arg(home.path())
+        .args(["--kill", "all"])
+        .status();
+    assert_fails(&out, exit::PIN, "needs its PIN");
+}
+
+/// A kept session costs what a plain decrypt costs: the running holder is extended over its
+/// socket, not replaced. Counted as processes, not timed: the holder keeps its PID.
+pub fn a_kept_session_extends_one_holder(env: &Env) {
+    env.import_to_card("cv25519");
+    assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
+    let message = message();
+    let out = env.cardecrypt_with_pin(&["--keep-unlocked", "30s"], &message);
+    assert_ok(&out, "decrypt, kept");
+    let first = holders();
+    assert_eq!(first.len(), 1, "{first:?}");
+    for _ in 0..3 {
+        let out = env.cardecrypt(&["--batch", "--keep-unlocked", "60s"], &message);
+        assert_ok(&out, "decrypt in the kept session");
+    }
+    assert_eq!(holders(), first, "the holder was replaced");
+    let left = env.kept_unlocked_seconds().expect("kept");
+    assert!(left > 30, "not extended: {left} s left");
+    // Two starts at once leave one holder, and lock reaches it.
+    assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
+    assert!(wait_for(Duration::from_secs(5), || holders().is_empty()));
+    let starts: Vec<_> = (0..2)
+        .map(|_| {
+            let mut cmd = env.cardecrypt_command();
+            cmd.args(["--batch", "--pin-file"])
+                .arg(env.path("pin"))
+                .args(["--keep-unlocked", "60s", "-o", "/dev/null"])
+                .arg(data_dir().join("base_seipd1.gpg"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for mut child in starts {
+        assert!(child.wait().expect("wait").success());
+    }
+    assert!(wait_for(Duration::from_secs(5), || holders().len() == 1));
+    assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
+    assert!(
+        wait_for(Duration::from_secs(5), || holders().is_empty()),
+        "a holder lock did not reach: {:?}",
+        holders()
+    );
+}
+
+/// PIDs of running `cardecrypt __hold` processes.
+fn holders() -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+        .expect("proc")
+        .filter_map(|e| {
+            let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            (args.len() > 1 && args[1] == b"__hold").then_some(pid)
+        })
+        .collect();
+    pids.sort();
+    pids
+}
