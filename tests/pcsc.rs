@@ -2191,6 +2191,7 @@ fn main() {
         env(config_file_sets_signer_certs_keep_unlocked_and_pinentry),
         env(gpgme_decrypts_card_messages_through_cardecrypt_gpg),
         env(cardecrypt_gpg_forwards_everything_else),
+        env(gpgme_never_hears_success_for_what_gpg_could_not_read),
         env(mail_clients_decrypt_through_cardecrypt_gpg),
         env(planted_holder_state_moves_nothing),
         env(full_filesystem_and_closed_stdout_leave_nothing),

@@ -580,3 +580,65 @@ pub fn mail_clients_decrypt_through_cardecrypt_gpg(env: &Env) {
     let _ = tmux(&["kill-session", "-t", &session]);
     assert!(shown.contains(secret), "neomutt (GPGME) showed:\n{shown}");
 }
+
+/// GPGME hears success only when the whole job succeeded: content the real gpg cannot read
+/// (an encrypted message inside the card's, as `gpg --no-literal` makes) is a failure, while
+/// a signature whose key is not at hand (gpg's exit code 2 alone) still decrypts.
+pub fn gpgme_never_hears_success_for_what_gpg_could_not_read(env: &Env) {
+    env.import_to_card("cv25519");
+    let front = FrontEnd::new(env, "verdict");
+    let inner = front.gpg(&["-r", CARD_FPR, "--encrypt"], SECRET.as_bytes());
+    assert_ok(&inner, "inner message");
+    let outer = front.gpg(
+        &["-r", CARD_FPR, "--no-literal", "--encrypt"],
+        &inner.stdout,
+    );
+    assert_ok(&outer, "outer message, no literal packet");
+    let nested = env.path("verdict-nested.gpg");
+    std::fs::write(&nested, &outer.stdout).expect("write");
+    let result = front.gpgme(env, "engine", &nested);
+    assert!(
+        result["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Decryption failed")),
+        "GPGME was told the nested message decrypted: {result}"
+    );
+    assert!(result.get("plain").is_none(), "{result}");
+    // The same through the command line: DECRYPTION_FAILED, never DECRYPTION_OKAY.
+    let out = run(
+        front
+            .client(env, &mut Command::new(bin_dir().join("cardecrypt-gpg")))
+            .args(["--batch", "--status-fd", "1", "--decrypt"])
+            .arg(&nested),
+        b"",
+    );
+    let status = text(&out.stdout);
+    assert!(status.contains("[GNUPG:] DECRYPTION_FAILED"), "{status}");
+    assert!(!status.contains("DECRYPTION_OKAY"), "{status}");
+    assert_eq!(out.status.code(), Some(2), "{status}");
+
+    // Signed by a key this home no longer has: decrypted, the signature "no public key".
+    let signed = front.gpg(
+        &["-r", CARD_FPR, "-u", &front.signer, "--sign", "--encrypt"],
+        SECRET.as_bytes(),
+    );
+    assert_ok(&signed, "signed message");
+    let message = env.path("verdict-signed.gpg");
+    std::fs::write(&message, &signed.stdout).expect("write");
+    let delete = ["--yes", "--delete-secret-and-public-key", &front.signer];
+    assert_ok(&front.gpg(&delete, b""), "forget the signer");
+    // GPGME reports this as it does for the real gpg alone: the plaintext, no error.
+    let result = front.gpgme(env, "engine", &message);
+    assert_eq!(result["plain"], SECRET, "{result}");
+    assert!(result.get("error").is_none(), "{result}");
+    let out = run(
+        front
+            .client(env, &mut Command::new(bin_dir().join("cardecrypt-gpg")))
+            .args(["--batch", "--status-fd", "1", "--decrypt"])
+            .arg(&message),
+        b"",
+    );
+    let status = text(&out.stdout);
+    assert!(status.contains("[GNUPG:] NO_PUBKEY"), "{status}");
+    assert!(status.contains("[GNUPG:] DECRYPTION_OKAY"), "{status}");
+}
