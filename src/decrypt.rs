@@ -51,6 +51,8 @@ pub struct DecryptOptions {
     pub unwrap: bool,
     /// Where to report the progress of a large file (the CLI draws it on a terminal).
     pub progress: Option<std::sync::Arc<engine::ProgressFn>>,
+    /// The most plaintext [`decrypt`] holds in memory, in bytes.
+    pub max_plaintext: u64,
 }
 
 /// What happened, filled in as decryption proceeds (so a failure still tells how far it
@@ -180,7 +182,7 @@ pub fn decrypt(
     let input = engine::Input::Stream(Box::new(std::io::Cursor::new(message)));
     decrypt_to(
         input,
-        engine::Dest::Memory(&mut plaintext),
+        engine::Dest::Memory(&mut plaintext, options.max_plaintext),
         source,
         ui,
         options,

@@ -93,6 +93,14 @@ pub enum Error {
          without a modification detection code)"
     )]
     NoIntegrity,
+    /// Decrypted into memory, the plaintext grew past the limit (a decompression bomb, or a
+    /// message larger than the in-memory limit).
+    #[error(
+        "the decrypted message is larger than the in-memory limit of {} MiB (a \
+         decompression bomb or a very large message)",
+        limit >> 20
+    )]
+    TooLarge { limit: u64 },
     /// The input file changed between the two passes of a streamed decrypt.
     #[error("the input file changed while it was being decrypted; no plaintext was written")]
     InputChanged,
@@ -144,8 +152,13 @@ impl Error {
             | CardRemoved => exit::NO_CARD,
             NoMatchingKey { .. } | PasswordOnly | KeyMismatch(_) => exit::NO_KEY,
             PinUnavailable(_) | WrongPin { .. } | PinBlocked | LastPinTry => exit::PIN,
-            NotOpenPgp(_) | BadMessage(_) | Malformed(_) | Unsupported(_) | NoIntegrity
-            | Unencrypted => exit::BAD_MESSAGE,
+            NotOpenPgp(_)
+            | BadMessage(_)
+            | Malformed(_)
+            | Unsupported(_)
+            | NoIntegrity
+            | Unencrypted
+            | TooLarge { .. } => exit::BAD_MESSAGE,
             InputChanged => exit::IO,
             Io { .. } => exit::IO,
             Card(_) => exit::CARD,
@@ -216,6 +229,10 @@ impl Error {
             NoIntegrity => "anyone on the way could have changed it undetectably; ask the \
                             sender to send it again with a current OpenPGP program (if you \
                             must read it: gpg --ignore-mdc-error)"
+                .into(),
+            TooLarge { .. } => "if you trust the message, raise the limit with \
+                `max-plaintext = 1G` in the config file or CARDECRYPT_MAX_PLAINTEXT=1G; \
+                `cardecrypt -o FILE` decrypts a single message of any size"
                 .into(),
             InputChanged => "do not modify the file while it is being decrypted; run the \
                              command again"

@@ -493,3 +493,63 @@ fn large_file_inputs_report_progress_per_pass() {
     .expect("small");
     assert_eq!(*quiet.lock().expect("lock"), 0);
 }
+
+/// Decrypted into memory, compression inside compression stops at the in-memory limit with
+/// its own error; the same under the limit decrypts.
+#[test]
+fn nested_compression_stops_at_the_memory_limit() {
+    use openpgp::{
+        cert::prelude::*,
+        serialize::stream::{Compressor, Encryptor, LiteralWriter, Message, Recipient},
+        types::CompressionAlgorithm,
+    };
+    use sequoia_openpgp as openpgp;
+    let certificate = cert("cv25519");
+    let policy = openpgp::policy::StandardPolicy::new();
+    let make = |len: usize| {
+        let mut sink = Vec::new();
+        let message = Message::new(&mut sink);
+        let recipients: Vec<Recipient> = certificate
+            .keys()
+            .with_policy(&policy, None)
+            .for_transport_encryption()
+            .map(|ka| {
+                Recipient::new(
+                    ka.valid_cert().features(),
+                    Some(ka.key().key_handle()),
+                    ka.key(),
+                )
+            })
+            .collect();
+        let message = Encryptor::for_recipients(message, recipients)
+            .build()
+            .expect("enc");
+        let message = Compressor::new(message)
+            .algo(CompressionAlgorithm::BZip2)
+            .build()
+            .expect("z1");
+        let message = Compressor::new(message)
+            .algo(CompressionAlgorithm::Zip)
+            .build()
+            .expect("z2");
+        let mut w = LiteralWriter::new(message).build().expect("literal");
+        w.write_all(&vec![0u8; len]).expect("write");
+        w.finalize().expect("finalize");
+        sink
+    };
+    let mut cards = Cards::with_key("cv25519");
+    let mut ui = Scripted::with_pin(USER_PIN);
+    let mut opts = options(PinSource::Ask, false);
+    opts.max_plaintext = 4 << 20;
+    let bomb = make(16 << 20);
+    assert!(bomb.len() < 64 << 10, "{} bytes", bomb.len());
+    let err = decrypt_with(&mut cards, &mut ui, &opts, &bomb).expect_err("past the limit");
+    assert!(
+        matches!(err, Error::TooLarge { limit } if limit == 4 << 20),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), cardecrypt::error::exit::BAD_MESSAGE);
+    let (plain, _) =
+        decrypt_with(&mut cards, &mut ui, &opts, &make(4 << 20)).expect("at the limit");
+    assert_eq!(plain.len(), 4 << 20);
+}

@@ -2172,6 +2172,7 @@ fn main() {
         env(a_pin_another_program_sent_is_left_alone),
         env(scdaemon_sharing_the_card_does_not_keep_our_pin),
         env(a_kept_session_extends_one_holder),
+        env(a_decompression_bomb_stays_in_bounded_memory),
         env(mail_clients_show_messages_decrypted),
         env(mutts_gpg_command_line_works),
         env(card_generate_makes_a_certificate_gpg_uses),

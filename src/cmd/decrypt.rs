@@ -190,6 +190,7 @@ pub(crate) fn options(
         spool_dir: read.spool_dir.clone(),
         unwrap: false,
         progress: None,
+        max_plaintext: config.max_plaintext()?,
     })
 }
 

@@ -122,6 +122,7 @@ fn decrypt_inside(
         spool_dir: None,
         unwrap: false,
         progress: None,
+        max_plaintext: config.max_plaintext()?,
     };
     let mut ui = Prompter {
         pinentry: config.pinentry.clone(),

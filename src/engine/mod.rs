@@ -20,6 +20,7 @@
 pub mod aead;
 pub mod armor;
 pub mod framing;
+pub mod memory;
 pub mod ocb;
 pub mod seipd;
 pub mod source;
@@ -562,7 +563,10 @@ fn pump(from: &mut dyn Read, out: &mut dyn Write, failure: &Failure, writing: &s
             }
         };
         out.write_all(&buf[..n])
-            .map_err(|e| Error::io(writing, e))?;
+            .map_err(|e| match memory::exceeded(&e) {
+                Some(limit) => Error::TooLarge { limit },
+                None => Error::io(writing, e),
+            })?;
         written += n as u64;
     }
     Ok(written)
@@ -659,8 +663,9 @@ impl<R: Read> Read for Tee<R> {
 
 /// Where plaintext goes.
 pub enum Dest<'d> {
-    /// Collected in memory (mail, tests): one pass; the caller drops it on error.
-    Memory(&'d mut Zeroizing<Vec<u8>>),
+    /// Collected in memory (mail, tests), at most the limit (bytes): one pass; the caller
+    /// drops it on error.
+    Memory(&'d mut Zeroizing<Vec<u8>>, u64),
     /// A new or regular file: one pass into an unnamed file linked into place at the end.
     File(crate::output::PendingFile),
     /// A stream: two passes, output only in the second.
@@ -799,14 +804,19 @@ pub fn decrypt(
     };
     let failure = Failure::default();
     match dest {
-        Dest::Memory(buf) => run_pass(
-            reader(input),
-            None,
-            Keys::Ask(keys),
-            &mut pass,
-            &mut Wiping(buf),
-            &failure,
-        ),
+        Dest::Memory(buf, limit) => {
+            let mut collector = memory::Collector::new(buf, limit);
+            let n = run_pass(
+                reader(input),
+                None,
+                Keys::Ask(keys),
+                &mut pass,
+                &mut collector,
+                &failure,
+            )?;
+            collector.finish();
+            Ok(n)
+        }
         Dest::Discard => run_pass(
             reader(input),
             None,
@@ -897,20 +907,6 @@ pub(crate) fn push_wiped(buf: &mut Zeroizing<Vec<u8>>, data: &[u8]) {
         *buf = bigger;
     }
     buf.extend_from_slice(data);
-}
-
-/// A plaintext buffer as a writer that never leaves an unwiped copy behind.
-pub struct Wiping<'b>(pub &'b mut Zeroizing<Vec<u8>>);
-
-impl Write for Wiping<'_> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        push_wiped(self.0, data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 impl Write for Held {

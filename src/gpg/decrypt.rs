@@ -95,6 +95,7 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
         // reads it to check the signatures and writes the literal data.
         unwrap: true,
         progress: None,
+        max_plaintext: crate::engine::memory::DEFAULT_LIMIT,
     };
     let output = match output_path(call) {
         Ok(o) => o,

@@ -167,6 +167,7 @@ pub fn options(source: PinSource, batch: bool) -> DecryptOptions {
         spool_dir: None,
         unwrap: false,
         progress: None,
+        max_plaintext: cardecrypt::engine::memory::DEFAULT_LIMIT,
     }
 }
 

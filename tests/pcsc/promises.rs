@@ -240,3 +240,96 @@ fn holders() -> Vec<u32> {
     pids.sort();
     pids
 }
+
+/// A few kilobytes of bzip2 that expand to 1 GiB of zeros, as a bare message and inline in
+/// an email: every command stays under 256 MiB peak RSS; the ones that decrypt into memory
+/// stop at their limit with exit 6, the streaming ones decrypt.
+pub fn a_decompression_bomb_stays_in_bounded_memory(env: &Env) {
+    env.import_to_card("cv25519");
+    let pubkey = data_dir().join("keys/cv25519.pub.asc");
+    assert_ok(
+        &env.gpg(&["--import", pubkey.to_str().expect("utf8")], b""),
+        "gpg import",
+    );
+    let dir = env.path("bomb");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bomb = dir.join("bomb.gpg");
+    let made = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(
+            "head -c 1G /dev/zero | gpg --homedir \"$1\" --batch --trust-model always \
+             --compress-algo bzip2 -z 9 -e -r cv25519@cardecrypt.test -o \"$2\"",
+        )
+        .arg("sh")
+        .arg(&env.gnupghome)
+        .arg(&bomb)
+        .status()
+        .expect("sh");
+    assert!(made.success(), "making the bomb");
+    let binary = std::fs::read(&bomb).expect("bomb");
+    assert!(binary.len() < 16 << 10, "{} bytes", binary.len());
+    let email = dir.join("bomb.eml");
+    let armored = env.gpg(&["--enarmor"], &binary);
+    let mut mail = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: bomb\r\n\
+                     Content-Type: text/plain\r\n\r\n"
+        .to_vec();
+    mail.extend(
+        text(&armored.stdout)
+            .replace("ARMORED FILE", "MESSAGE")
+            .as_bytes(),
+    );
+    std::fs::write(&email, &mail).expect("eml");
+    let limit_kib = 256 * 1024;
+    let pin = env.path("pin");
+    let with_pin = |args: &[&str]| {
+        let mut cmd = env.cardecrypt_command();
+        cmd.args(args)
+            .args(["--batch", "--pin-file"])
+            .arg(&pin)
+            .env_remove("CARDECRYPT_MAX_PLAINTEXT");
+        cmd
+    };
+    let null = || Stdio::null();
+    let (file, email_arg) = (bomb.to_str().expect("utf8"), email.to_str().expect("utf8"));
+    for (what, cmd, code) in [
+        (
+            "mail",
+            with_pin(&["mail", email_arg]),
+            Some(exit::BAD_MESSAGE),
+        ),
+        (
+            "inspect --decrypt of the email",
+            with_pin(&["inspect", "--decrypt", email_arg]),
+            Some(exit::BAD_MESSAGE),
+        ),
+        (
+            "inspect --decrypt of the message",
+            with_pin(&["inspect", "--decrypt", file]),
+            Some(0),
+        ),
+        ("cardecrypt to a pipe", with_pin(&[file]), Some(0)),
+    ] {
+        let (status, kib) = peak_rss(&cmd, null());
+        assert_eq!(status.code(), code.map(i32::from), "{what}: {status}");
+        assert!(kib <= limit_kib, "{what}: peak RSS {kib} KiB");
+    }
+    // The error says what happened, once.
+    let out = run(&mut with_pin(&["mail", email_arg]), b"");
+    assert_fails(&out, exit::BAD_MESSAGE, "in-memory limit");
+    assert!(out.stdout.is_empty(), "mail wrote something");
+    // The gpg front end: the engine streams, the real gpg decompresses.
+    let mut front = Command::new(bin_dir().join("cardecrypt-gpg"));
+    env.isolate(&mut front).args([
+        "--batch",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase-fd",
+        "0",
+        "--decrypt",
+        file,
+    ]);
+    let pin_in = std::fs::File::open(&pin).expect("pin");
+    let (status, kib) = peak_rss_with(&front, Stdio::from(pin_in), null());
+    assert!(status.success(), "cardecrypt-gpg: {status}");
+    assert!(kib <= limit_kib, "cardecrypt-gpg: peak RSS {kib} KiB");
+}
