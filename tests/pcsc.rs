@@ -511,11 +511,9 @@ fn assert_fails(out: &Output, code: u8, needle: &str) {
 /// a v6 key (rPGP, NIST P-256) and GnuPG 2.1.5's key with padded secret MPIs.
 fn peer_vectors_decrypt_through_the_binaries(env: &Env) {
     use sha2::{Digest, Sha256};
-    let dir = std::env::var_os("CARDECRYPT_PEER_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peer-vectors")
-        });
+    let Some(dir) = peer_corpus("peer_vectors_decrypt_through_the_binaries") else {
+        return;
+    };
     let table = std::fs::read_to_string(dir.join("cases.tsv")).expect("peer vectors");
     let wanted = [
         "interop-gnupg-v1-4-11-001",

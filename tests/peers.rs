@@ -14,12 +14,6 @@ use common::*;
 use sequoia_openpgp::crypto::Password;
 use sha2::{Digest, Sha256};
 
-fn corpus() -> PathBuf {
-    std::env::var_os("CARDECRYPT_PEER_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peer-vectors"))
-}
-
 struct Case {
     id: String,
     message: PathBuf,
@@ -28,8 +22,7 @@ struct Case {
     expected: Vec<String>,
 }
 
-fn cases() -> Vec<Case> {
-    let dir = corpus();
+fn cases(dir: PathBuf) -> Vec<Case> {
     let table = std::fs::read_to_string(dir.join("cases.tsv")).unwrap_or_else(|e| {
         panic!(
             "{}: {e} (the peer vectors live beside the repository)",
@@ -80,7 +73,10 @@ fn suite(id: &str) -> &str {
 fn every_peer_vector_decrypts_or_is_refused_for_its_stated_reason() {
     let mut passed: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut failures = Vec::new();
-    for case in cases() {
+    let Some(dir) = peer_corpus("every_peer_vector_decrypts") else {
+        return;
+    };
+    for case in cases(dir) {
         let entry = passed.entry(suite(&case.id).to_string()).or_default();
         entry.1 += 1;
         let refused = REFUSED
@@ -123,7 +119,10 @@ fn every_peer_vector_decrypts_or_is_refused_for_its_stated_reason() {
 /// wrong one still says so: the checksum decides, not the MPI mending.
 #[test]
 fn padded_secret_mpis_still_need_the_right_passphrase() {
-    let case = cases()
+    let Some(dir) = peer_corpus("padded_secret_mpis") else {
+        return;
+    };
+    let case = cases(dir)
         .into_iter()
         .find(|c| c.id == "interop-gnupg-v2-1-5-001")
         .expect("the GnuPG 2.1.5 case");

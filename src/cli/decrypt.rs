@@ -36,11 +36,11 @@ pub struct MailArgs {
 #[derive(Args, Debug, Default)]
 pub struct ReadArgs {
     /// Write the result to FILE (created new, mode 0600) instead of standard output ("-")
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", global = true)]
     pub output: Option<PathBuf>,
 
     /// Replace FILE given with --output if it exists
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub overwrite: bool,
 
     #[command(flatten)]
@@ -52,19 +52,19 @@ pub struct ReadArgs {
     /// After the PIN was accepted, keep the card unlocked for DURATION (30s, 10m, 1h) so the
     /// next decrypts need no PIN; the PIN is not stored anywhere. `cardecrypt lock` ends it.
     /// Default: `keep-unlocked` in the config file
-    #[arg(long, value_name = "DURATION", env = "CARDECRYPT_KEEP_UNLOCKED",
+    #[arg(long, value_name = "DURATION", env = "CARDECRYPT_KEEP_UNLOCKED", global = true,
           value_parser = crate::time::parse_duration)]
     pub keep_unlocked: Option<std::time::Duration>,
 
     /// Check signatures inside the message against the certificates in FILE (a keyring,
     /// armored or binary; repeatable; added to `signer-certs` from the config file)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub signer_certs: Vec<PathBuf>,
 
     /// When the plaintext goes to a stream (standard output, a FIFO) and the message comes
     /// from a pipe, keep its ciphertext for the second pass in an unnamed file in DIR
     /// (default: $TMPDIR or /tmp)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub spool_dir: Option<PathBuf>,
 }
 
@@ -116,25 +116,25 @@ pub struct GpgCompat {
 #[derive(Args, Debug, Default, Clone)]
 pub struct CardArgs {
     /// Use only this card: its ident (FFFE:00000001, as `cardecrypt card list` shows) or serial
-    #[arg(long, value_name = "IDENT", env = "CARDECRYPT_CARD")]
+    #[arg(long, value_name = "IDENT", env = "CARDECRYPT_CARD", global = true)]
     pub card: Option<String>,
 }
 
 #[derive(Args, Debug, Default, Clone)]
 pub struct PinArgs {
     /// Read the user PIN from the first line of FILE
-    #[arg(long, value_name = "FILE", conflicts_with = "pin_fd")]
+    #[arg(long, value_name = "FILE", conflicts_with = "pin_fd", global = true)]
     pub pin_file: Option<PathBuf>,
 
     /// Read the user PIN from the first line of file descriptor N
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", global = true)]
     pub pin_fd: Option<i32>,
 
     /// Never prompt: fail if a PIN is needed and not given
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub batch: bool,
 
     /// Allow spending the last PIN try (otherwise refused, so a typo cannot block the card)
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub allow_last_pin_try: bool,
 }

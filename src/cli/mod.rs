@@ -288,42 +288,86 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    /// Every command a person runs shows an example in its --help.
+    /// Shared options work before the subcommand, between its words and after it, as gpg
+    /// users write them; the decrypt command's own options before a subcommand are named.
     #[test]
-    fn options_before_a_subcommand_are_named_not_dropped() {
-        use clap::CommandFactory;
-        let parse = |args: &[&str]| Cli::command().try_get_matches_from(args).expect("parse");
-        let before = parse(&[
+    fn shared_options_work_wherever_they_are_typed() {
+        use clap::{CommandFactory, Parser};
+        let parse = |args: &[&str]| Cli::try_parse_from(args).expect("parse");
+        let import_batch = |args: &[&str]| match parse(args).command {
+            Some(Command::Card(CardCommand::Import(a))) => {
+                (a.auth.batch, a.auth.pin_file, a.card.card)
+            }
+            other => panic!("{other:?}"),
+        };
+        let expected = (true, Some("P".into()), Some("FFFE:1".to_string()));
+        for args in [
+            &[
+                "cardecrypt",
+                "--batch",
+                "--pin-file",
+                "P",
+                "--card",
+                "FFFE:1",
+                "card",
+                "import",
+                "k",
+            ][..],
+            &[
+                "cardecrypt",
+                "card",
+                "--batch",
+                "--pin-file",
+                "P",
+                "--card",
+                "FFFE:1",
+                "import",
+                "k",
+            ],
+            &[
+                "cardecrypt",
+                "card",
+                "import",
+                "--batch",
+                "--pin-file",
+                "P",
+                "--card",
+                "FFFE:1",
+                "k",
+            ],
+        ] {
+            assert_eq!(import_batch(args), expected, "{args:?}");
+        }
+        match parse(&[
             "cardecrypt",
             "--batch",
-            "--pin-file",
-            "PIN",
+            "--keep-unlocked",
+            "5m",
             "mail",
             "m.eml",
-        ]);
-        let named = misplaced_options(&before);
-        assert_eq!(named.len(), 2, "{named:?}");
-        assert!(
-            named[0].contains("--batch") || named[1].contains("--batch"),
-            "{named:?}"
-        );
-        assert!(
-            named.iter().all(|n| n.contains("after `mail`")),
-            "{named:?}"
-        );
-        let after = parse(&[
-            "cardecrypt",
-            "mail",
-            "--batch",
-            "--pin-file",
-            "PIN",
-            "m.eml",
-        ]);
-        assert!(misplaced_options(&after).is_empty());
-        let verbose = parse(&["cardecrypt", "-v", "card", "list"]);
-        assert!(misplaced_options(&verbose).is_empty(), "-v is global");
-        let plain = parse(&["cardecrypt", "--batch", "msg.asc"]);
-        assert!(misplaced_options(&plain).is_empty());
+        ])
+        .command
+        {
+            Some(Command::Mail(m)) => {
+                assert!(m.read.pin.batch);
+                assert_eq!(
+                    m.read.keep_unlocked,
+                    Some(std::time::Duration::from_secs(300))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["cardecrypt", "--pin-fd", "3", "inspect", "--decrypt", "m"]).command {
+            Some(Command::Inspect(i)) => assert_eq!(i.pin.pin_fd, Some(3)),
+            other => panic!("{other:?}"),
+        }
+        let matches = |args: &[&str]| Cli::command().try_get_matches_from(args).expect("parse");
+        let named = misplaced_options(&matches(&["cardecrypt", "--status-fd", "2", "mail", "m"]));
+        assert_eq!(named.len(), 1, "{named:?}");
+        assert!(named[0].contains("--status-fd") && named[0].contains("after `mail`"));
+        assert!(misplaced_options(&matches(&["cardecrypt", "--batch", "card", "list"])).is_empty());
+        assert!(misplaced_options(&matches(&["cardecrypt", "-v", "card", "list"])).is_empty());
+        assert!(misplaced_options(&matches(&["cardecrypt", "--batch", "msg.asc"])).is_empty());
     }
 
     #[test]

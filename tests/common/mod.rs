@@ -346,3 +346,30 @@ pub fn node_script(
         stdin,
     )
 }
+
+/// The peer vectors: other implementations' test messages and keys, kept beside the
+/// repository (`../shared/peer-vectors`, or `CARDECRYPT_PEER_VECTORS`), never in it. `None`,
+/// after one line saying so, where they are absent; CI sets `CARDECRYPT_PEER_TESTS=require`,
+/// and there their absence fails.
+pub fn peer_corpus(test: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("CARDECRYPT_PEER_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peer-vectors")
+        });
+    if dir.join("cases.tsv").is_file() {
+        return Some(dir);
+    }
+    if std::env::var("CARDECRYPT_PEER_TESTS").as_deref() == Ok("require") {
+        panic!(
+            "{test}: the peer vectors are required here but {} has none",
+            dir.display()
+        );
+    }
+    println!(
+        "{test} skipped: no peer vectors at {} (other projects' test vectors, kept beside the \
+         repository in the team's shared folder; set CARDECRYPT_PEER_VECTORS to a copy)",
+        dir.display()
+    );
+    None
+}
