@@ -394,8 +394,8 @@ impl CardKeys<'_> {
             .any(|p| p.recipient().is_some_and(|h| !is_wildcard(&h)))
         {
             return Err(Error::BadMessage(format!(
-                "the session key card {} unwrapped does not fit the encrypted data: the \
-                 message was damaged or altered",
+                "card {} unwrapped no session key that fits the encrypted data: the message \
+                 was damaged or altered",
                 info.ident
             )));
         }
@@ -443,9 +443,14 @@ impl<'t, 'a> CardDecryptor<'t, 'a> {
         }
     }
 
+    /// The card's answer for one cryptogram. The card refusing the data itself (bad RSA
+    /// padding, a point not on the curve) fails this PKESK like any other unwrap failure,
+    /// with the same error: the next PKESK is tried, and nothing tells a sender probing with
+    /// crafted PKESKs which check failed. PIN, touch and transport errors stop the message.
     fn decipher(&mut self, cryptogram: Cryptogram<'_>) -> openpgp::Result<Zeroizing<Vec<u8>>> {
         match self.tx.card().decipher(cryptogram) {
             Ok(v) => Ok(Zeroizing::new(v)),
+            Err(e) if card_refused_the_data(&e) => Err(anyhow::anyhow!("unwrap failed")),
             Err(e) => {
                 let e = Error::from(e);
                 let text = e.to_string();
@@ -536,6 +541,25 @@ impl crypto::Decryptor for CardDecryptor<'_, '_> {
             )),
         }
     }
+}
+
+/// Status words with which a card refuses a cryptogram's content (wrong length or data,
+/// padding that does not check, "no precise diagnosis"), as opposed to the PIN, a touch or
+/// the transport.
+fn card_refused_the_data(e: &openpgp_card::Error) -> bool {
+    use openpgp_card::ocard::StatusBytes as S;
+    matches!(
+        e,
+        openpgp_card::Error::CardStatus(
+            S::IncorrectParametersCommandDataField
+                | S::WrongLength
+                | S::WrongParametersP1P2
+                | S::ReferencedDataNotFound
+                | S::NoPreciseDiagnosis
+                | S::ExecutionErrorNonVolatileMemoryUnchanged
+                | S::UnknownStatus(0x6A, _)
+        )
+    )
 }
 
 /// RFC 9580 section 5.1.6: the key encryption key is HKDF-SHA256 over the ephemeral key,

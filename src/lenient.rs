@@ -263,6 +263,13 @@ pub struct Reframed<R> {
     out_at: usize,
 }
 
+impl<R> Drop for Reframed<R> {
+    /// A re-framed chunk is decrypted content: wiped when done.
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.out);
+    }
+}
+
 enum Frame {
     /// At a packet header.
     Header,

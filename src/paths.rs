@@ -22,12 +22,13 @@ pub fn cache_dir() -> Option<PathBuf> {
     xdg("XDG_CACHE_HOME", ".cache")
 }
 
-/// `$XDG_RUNTIME_DIR/cardecrypt`, else `$TMPDIR/cardecrypt-$USER/cardecrypt` (ssh sessions,
-/// cron and root often have no runtime directory).
+/// `$XDG_RUNTIME_DIR/cardecrypt`, else `$TMPDIR/cardecrypt-UID/cardecrypt` (ssh sessions,
+/// cron and root often have no runtime directory). The numeric uid, not `$USER`: the
+/// environment can name another user, the uid cannot.
 pub fn runtime_dir() -> PathBuf {
     let base = absolute_var("XDG_RUNTIME_DIR").unwrap_or_else(|| {
-        let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
-        std::env::temp_dir().join(format!("cardecrypt-{user}"))
+        let uid = rustix::process::getuid().as_raw();
+        std::env::temp_dir().join(format!("cardecrypt-{uid}"))
     });
     base.join("cardecrypt")
 }

@@ -101,10 +101,13 @@ pub fn named_pinentry(configured: Option<&std::path::Path>) -> Option<PathBuf> {
         .or_else(|| configured.map(PathBuf::from))
 }
 
-/// `pinentry` found on PATH: used when a mail client owns stdin.
+/// `pinentry` found on PATH: used when a mail client owns stdin. Only absolute entries count:
+/// an empty or relative one would run whatever `pinentry` sits in the current directory (a
+/// mail folder, a download) and hand it the PIN.
 pub fn pinentry_on_path() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
+        .filter(|dir| dir.is_absolute())
         .map(|dir| dir.join("pinentry"))
         .find(|p| p.is_file())
 }

@@ -562,3 +562,78 @@ fn password_only_message_is_refused_with_a_pointer_elsewhere() {
     assert!(matches!(err, Error::PasswordOnly), "{err:?}");
     assert_eq!(cards.pw1_tries(0), 3);
 }
+
+/// The message with a copy of its first PKESK, damaged, put in front: `damage` changes the
+/// copy's encrypted session key.
+fn with_a_damaged_pkesk_first(message: &[u8], damage: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
+    use sequoia_openpgp::{
+        crypto::mpi::{Ciphertext, MPI},
+        packet::{pkesk::PKESK3, Packet, PKESK},
+        parse::Parse,
+        serialize::Serialize,
+        PacketPile,
+    };
+    let pile = PacketPile::from_bytes(message).expect("parse");
+    let packets: Vec<Packet> = pile.into_children().collect();
+    let Packet::PKESK(PKESK::V3(good)) = &packets[0] else {
+        panic!("a v3 PKESK first");
+    };
+    let esk = match good.esk() {
+        Ciphertext::RSA { c } => {
+            let mut bytes = c.value().to_vec();
+            damage(&mut bytes);
+            Ciphertext::RSA {
+                c: MPI::new(&bytes),
+            }
+        }
+        Ciphertext::ECDH { e, key } => {
+            let mut bytes = e.value().to_vec();
+            damage(&mut bytes);
+            Ciphertext::ECDH {
+                e: MPI::new(&bytes),
+                key: key.clone(),
+            }
+        }
+        other => panic!("{other:?}"),
+    };
+    let bad = PKESK3::new(good.recipient().cloned(), good.pk_algo(), esk).expect("pkesk");
+    let mut out = Vec::new();
+    Packet::from(PKESK::V3(bad))
+        .serialize(&mut out)
+        .expect("serialize");
+    for p in &packets {
+        p.serialize(&mut out).expect("serialize");
+    }
+    out
+}
+
+/// A PKESK the card cannot unwrap (RSA padding that does not check, an ECDH point that is
+/// not one) is passed over for the next one; alone, it gives the one error every unwrap
+/// failure gives.
+#[test]
+fn a_pkesk_the_card_cannot_unwrap_is_passed_over() {
+    use sequoia_openpgp::parse::Parse;
+    for algo in ["rsa2048", "nistp256", "cv25519"] {
+        let mut cards = Cards::with_key(algo);
+        let message = encrypt(&[&cert(algo)], TEXT, Form::default());
+        let damaged = with_a_damaged_pkesk_first(&message, |b| {
+            let middle = b.len() / 2;
+            b[middle..].iter_mut().for_each(|x| *x ^= 0x5A);
+        });
+        let (plain, _) = decrypt_prompting(&mut cards, &damaged).expect(algo);
+        assert_eq!(plain, TEXT, "{algo}");
+        // Only the damaged one: the uniform error, exit 6.
+        let pile = sequoia_openpgp::PacketPile::from_bytes(&damaged).expect("parse");
+        let mut alone = Vec::new();
+        for (i, p) in pile.into_children().enumerate() {
+            if i != 1 {
+                sequoia_openpgp::serialize::Serialize::serialize(&p, &mut alone).expect("ser");
+            }
+        }
+        let err = decrypt_prompting(&mut cards, &alone).expect_err(algo);
+        assert!(
+            matches!(&err, Error::BadMessage(m) if m.contains("unwrapped no session key")),
+            "{algo}: {err:?}"
+        );
+    }
+}

@@ -957,11 +957,14 @@ fn output_file_is_new_private_and_not_overwritten(env: &Env) {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    let again = env.cardecrypt(&args, &message);
+    let again = env.cardecrypt_with_pin(&args, &message);
     assert_fails(&again, exit::USAGE, "--overwrite");
     let mut with_overwrite = args.to_vec();
     with_overwrite.push("--overwrite");
-    assert_ok(&env.cardecrypt(&with_overwrite, &message), "overwrite");
+    assert_ok(
+        &env.cardecrypt_with_pin(&with_overwrite, &message),
+        "overwrite",
+    );
 
     // A tampered message leaves no output file behind.
     let bad_file = env.path("bad.txt");

@@ -85,6 +85,22 @@ pub fn extend(ident: &str, keep: Duration) -> Option<Holder> {
     until_from(ask(ident, &format!("extend {}", keep.as_secs())))
 }
 
+/// After a decrypt: extends the running holder of card `ident`, or starts one where the PIN
+/// was ours (`we_sent_pin`); a card another program unlocked is not ours to hold. Ok(false):
+/// there was nothing of ours to keep.
+pub fn keep(ident: &str, reader: &str, we_sent_pin: bool, keep: Duration) -> Result<bool> {
+    if ident.is_empty() {
+        return Ok(false);
+    }
+    if extend(ident, keep).is_some() {
+        return Ok(true);
+    }
+    if !we_sent_pin {
+        return Ok(false);
+    }
+    start(reader, ident, keep).map(|()| true)
+}
+
 /// Keeps card `ident` in `reader` unlocked for `keep` from now: the running holder extended,
 /// or a new one started.
 pub fn start(reader: &str, ident: &str, keep: Duration) -> Result<()> {

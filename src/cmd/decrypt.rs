@@ -211,7 +211,8 @@ pub(crate) fn keep_unlocked(
     let Some(keep) = keep.filter(|k| !k.is_zero()) else {
         return false;
     };
-    match hold_card(report, source, keep) {
+    let ours = source.verified_in(&report.reader);
+    match crate::card::holder::keep(&report.card, &report.reader, ours, keep) {
         Ok(true) => {
             if verbose {
                 ui.note(&format!(
@@ -228,26 +229,6 @@ pub(crate) fn keep_unlocked(
             false
         }
     }
-}
-
-/// Extends the running holder of the report's card, or starts one where we sent the PIN.
-/// Ok(false): there was nothing of ours to keep.
-pub(crate) fn hold_card(
-    report: &Report,
-    source: &PcscSource,
-    keep: std::time::Duration,
-) -> Result<bool> {
-    use crate::card::holder;
-    if report.card.is_empty() {
-        return Ok(false);
-    }
-    if holder::extend(&report.card, keep).is_some() {
-        return Ok(true);
-    }
-    if !source.verified_in(&report.reader) {
-        return Ok(false);
-    }
-    holder::start(&report.reader, &report.card, keep).map(|()| true)
 }
 
 /// The end of a command that used cards: they forget the PINs we sent, PW1 left to the

@@ -234,11 +234,18 @@ pub fn check_gpg_front_end() -> (bool, Vec<Finding>) {
     match shim::first_on_path("gpg") {
         Some(gpg) if real::is_front_end(&gpg) => {
             let configured = crate::config::Config::load().ok().and_then(|c| c.real_gpg);
-            out.push(ok(format!(
-                "gpg on PATH is cardecrypt-gpg ({}); everything but card decryption goes to {}",
-                gpg.display(),
-                real::find(real::Program::Gpg, configured.as_deref()).display()
-            )))
+            match real::find(real::Program::Gpg, configured.as_deref()) {
+                Ok(real) => out.push(ok(format!(
+                    "gpg on PATH is cardecrypt-gpg ({}); everything but card decryption goes \
+                     to {}",
+                    gpg.display(),
+                    real.display()
+                ))),
+                Err(e) => out.push(warn(
+                    e.to_string(),
+                    "point real-gpg (config) or CARDECRYPT_REAL_GPG at /usr/bin/gpg",
+                )),
+            }
         }
         Some(gpg) => out.push(warn(
             format!(

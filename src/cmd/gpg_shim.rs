@@ -17,10 +17,15 @@ pub fn run(command: GpgShimCommand) -> Result<()> {
                 eprintln!("cardecrypt: {} -> cardecrypt-gpg", link.display());
             }
             match shim::first_on_path("gpg") {
-                Some(first) if real::is_front_end(&first) => eprintln!(
-                    "cardecrypt: gpg on PATH is now cardecrypt-gpg; the real gpg is {}",
-                    real::find(real::Program::Gpg, None).display()
-                ),
+                Some(first) if real::is_front_end(&first) => {
+                    match real::find(real::Program::Gpg, None) {
+                        Ok(gpg) => eprintln!(
+                            "cardecrypt: gpg on PATH is now cardecrypt-gpg; the real gpg is {}",
+                            gpg.display()
+                        ),
+                        Err(e) => eprintln!("cardecrypt: {e}"),
+                    }
+                }
                 _ => eprintln!(
                     "cardecrypt: put {} before the real gpg on PATH (e.g. in ~/.profile: \
                      export PATH=\"{}:$PATH\"), then restart your mail client",

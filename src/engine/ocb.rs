@@ -15,8 +15,20 @@ pub struct Ocb {
     l: [u128; 48],
 }
 
+impl Drop for Ocb {
+    /// The L table and L_*, L_$ are the key's encryptions: wiped with it.
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.l);
+        zeroize::Zeroize::zeroize(&mut self.l_star);
+        zeroize::Zeroize::zeroize(&mut self.l_dollar);
+    }
+}
+
+/// Doubling in GF(2^128), in constant time: the reduction is masked in, not branched on (the
+/// L values derive from the key).
 fn double(x: u128) -> u128 {
-    (x << 1) ^ if x >> 127 == 1 { 0x87 } else { 0 }
+    let carry = (x >> 127).wrapping_neg();
+    (x << 1) ^ (carry & 0x87)
 }
 
 fn block(bytes: &[u8]) -> u128 {
@@ -143,8 +155,12 @@ impl Ocb {
             }
             padded[rest.len()] = 0x80;
             checksum ^= u128::from_be_bytes(padded);
+            zeroize::Zeroize::zeroize(&mut padded);
         }
         let expected = self.encipher(checksum ^ offset ^ self.l_dollar) ^ self.hash(ad);
+        // The checksum is the XOR of the plaintext blocks.
+        zeroize::Zeroize::zeroize(&mut checksum);
+        zeroize::Zeroize::zeroize(&mut offsets);
         let ok = tag.len() == 16 && constant_time_eq(&expected.to_be_bytes(), tag);
         if !ok {
             buf.iter_mut().for_each(|b| *b = 0);
@@ -153,7 +169,8 @@ impl Ocb {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Whether `a` and `b` are equal, looking at every byte whatever the first difference.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -235,7 +235,9 @@ impl<R: Read> SeipdV1Reader<R> {
         }
         let tail = &self.data[self.end - MDC..self.end];
         let digest = self.sha1.finalize();
-        if tail[..2] != [0xD3, 0x14] || (self.check && digest[..] != tail[2..]) {
+        if tail[..2] != [0xD3, 0x14]
+            || (self.check && !super::ocb::constant_time_eq(&digest, &tail[2..]))
+        {
             return Err(self.failure.set(Error::BadMessage(
                 "the modification detection code does not match: the message was \
                  manipulated, truncated, damaged or altered"

@@ -205,6 +205,14 @@ impl CfbDecryptor {
     }
 }
 
+impl Drop for CfbDecryptor {
+    /// The keystream XORed with the ciphertext is plaintext: wiped, as the last block is.
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.keystream);
+        zeroize::Zeroize::zeroize(&mut self.previous);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

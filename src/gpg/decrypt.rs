@@ -84,7 +84,8 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
                 Some(fd) => PinSource::Fd(fd),
                 None => PinSource::Ask,
             },
-            batch: false,
+            // gpg's `--pinentry-mode error|cancel`: never ask, fail as gpg would.
+            batch: matches!(call.pinentry_mode.as_deref(), Some("error" | "cancel")),
             allow_last_try: false,
         },
         trace: false,
@@ -176,7 +177,8 @@ fn keep_unlocked(config: &Config, report: &Report, source: &PcscSource) -> bool 
     let Some(keep) = from_env.or(config.keep_unlocked).filter(|k| !k.is_zero()) else {
         return false;
     };
-    crate::cmd::decrypt::hold_card(report, source, keep).unwrap_or_else(|e| {
+    let ours = source.verified_in(&report.reader);
+    crate::card::holder::keep(&report.card, &report.reader, ours, keep).unwrap_or_else(|e| {
         eprintln!("cardecrypt-gpg: cannot keep the card unlocked: {e}");
         false
     })
@@ -210,9 +212,11 @@ fn not_for_a_card(e: &Error) -> bool {
     )
 }
 
-/// gpg's loopback protocol: a command descriptor to answer on and no pinentry asked for.
+/// gpg's loopback protocol: a command descriptor to answer on and no pinentry asked for. As
+/// gpg 2 does, only with `--pinentry-mode loopback`: GPGME passes a command descriptor for
+/// other questions too, and a client that did not ask for loopback has no PIN to give there.
 fn loopback(call: &DecryptCall) -> Option<Loopback> {
-    let mode_allows = matches!(call.pinentry_mode.as_deref(), None | Some("loopback"));
+    let mode_allows = call.pinentry_mode.as_deref() == Some("loopback");
     match (
         mode_allows,
         call.command_fd,
@@ -402,6 +406,7 @@ impl<'c> InnerGpg<'c> {
         rustix::io::fcntl_setfd(&status_write, rustix::io::FdFlags::empty())
             .map_err(|e| pipe_error(e.into()))?;
         let mut cmd = Command::new(self.real_gpg);
+        cmd.env(real::RUNNING_REAL, "1");
         // Binary only: what it reads is the authenticated packet stream, never armor.
         cmd.args(["--batch", "--no-tty", "--no-armor"])
             .arg(format!("--status-fd={}", status_write.as_raw_fd()))
@@ -615,5 +620,32 @@ mod tests {
         let mut stopped = outcome(Some(0), &["PLAINTEXT 62 0 "]);
         stopped.write_failed = true;
         assert!(stopped.verdict().is_err());
+    }
+}
+
+#[cfg(test)]
+mod loopback_tests {
+    use super::*;
+
+    fn call(args: &[&str]) -> DecryptCall {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        match super::super::args::parse(&args) {
+            super::super::args::Call::Decrypt(call) => *call,
+            _ => panic!("not a decrypt call: {args:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_descriptor_carries_the_pin_only_in_loopback_mode() {
+        let base = ["--status-fd", "1", "--command-fd", "0", "--decrypt"];
+        assert!(loopback(&call(&base)).is_none());
+        let mut looped = base.to_vec();
+        looped.extend(["--pinentry-mode", "loopback"]);
+        assert!(loopback(&call(&looped)).is_some());
+        for mode in ["error", "cancel", "ask"] {
+            let mut other = base.to_vec();
+            other.extend(["--pinentry-mode", mode]);
+            assert!(loopback(&call(&other)).is_none(), "{mode}");
+        }
     }
 }

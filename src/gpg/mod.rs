@@ -36,12 +36,25 @@ pub fn main(argv: Vec<OsString>) -> u8 {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let args = &argv[argv.len().min(1)..];
+    if std::env::var_os(real::RUNNING_REAL).is_some() {
+        eprintln!(
+            "cardecrypt-gpg: started as the real gpg by cardecrypt-gpg itself: set \
+             CARDECRYPT_REAL_GPG or real-gpg in the config file to the real gpg (/usr/bin/gpg)"
+        );
+        return 2;
+    }
     // A broken config file must not take gpg away: the real gpg is still found.
     let config = Config::load().unwrap_or_default();
-    let real_gpg = real::find(real::Program::Gpg, config.real_gpg.as_deref());
     if called_as == "gpgconf" {
         return gpgconf(args, &config);
     }
+    let real_gpg = match real::find(real::Program::Gpg, config.real_gpg.as_deref()) {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("cardecrypt-gpg: {e}");
+            return 2;
+        }
+    };
     match args::parse(args) {
         args::Call::Decrypt(call) => decrypt::run(&call, args, &config, &real_gpg),
         args::Call::Version => with_banner(&real_gpg, args, |out, first| {
@@ -92,7 +105,13 @@ fn with_banner(real_gpg: &Path, args: &[OsString], edit: impl Fn(Vec<u8>, bool) 
 /// As gpgconf: the real one, except that the `gpg` component is this front end, so that
 /// GPGME (which asks gpgconf where gpg is) runs it.
 fn gpgconf(args: &[OsString], config: &Config) -> u8 {
-    let real_gpgconf = real::find(real::Program::Gpgconf, config.real_gpg.as_deref());
+    let real_gpgconf = match real::find(real::Program::Gpgconf, config.real_gpg.as_deref()) {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("cardecrypt-gpg: {e}");
+            return 2;
+        }
+    };
     let lists_programs = args
         .iter()
         .any(|a| a == "--list-components" || a == "--check-programs");

@@ -33,34 +33,54 @@ impl Program {
     }
 }
 
-/// The front end's own binary, as the kernel knows it (symlinks resolved).
-fn this_binary() -> Option<PathBuf> {
-    std::env::current_exe().ok()?.canonicalize().ok()
-}
+/// Set in the environment of every real gpg we run: a "real gpg" that turns out to be this
+/// front end again (a copy under another name, a wrapper script) finds it and stops instead
+/// of starting itself without end.
+pub const RUNNING_REAL: &str = "CARDECRYPT_GPG_RUNNING_REAL";
 
-/// Whether `path` is the front end itself (a symlink to it, or the binary), whichever
-/// binary asks.
+/// Whether `path` is the front end itself: a link to it (symbolic or hard), the binary, or
+/// anything named cardecrypt-gpg, whichever binary asks.
 pub fn is_front_end(path: &Path) -> bool {
-    match path.canonicalize() {
-        Ok(p) => p.file_name().is_some_and(|n| n == "cardecrypt-gpg") || Some(p) == this_binary(),
-        Err(_) => false,
-    }
+    use std::os::unix::fs::MetadataExt;
+    let Ok(p) = path.canonicalize() else {
+        return false;
+    };
+    let same_file = |a: &Path, b: &Path| match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    };
+    p.file_name().is_some_and(|n| n == "cardecrypt-gpg")
+        || std::env::current_exe().is_ok_and(|me| same_file(&p, &me))
 }
 
 /// The real program: `CARDECRYPT_REAL_GPG` / `CARDECRYPT_REAL_GPGCONF`, else `configured`
 /// (`real-gpg` in the config file; gpgconf is taken from beside it), else the first one on
-/// PATH that is not this front end, else `/usr/bin/<name>`.
-pub fn find(program: Program, configured: Option<&Path>) -> PathBuf {
+/// PATH that is not this front end, else `/usr/bin/<name>`. A setting that names the front
+/// end itself (or its `gpgconf` link) is an error, not a loop.
+pub fn find(program: Program, configured: Option<&Path>) -> Result<PathBuf> {
+    let refuse = |path: PathBuf, from: &str| {
+        if is_front_end(&path) {
+            Err(Error::Usage(format!(
+                "{from} names {}, which is cardecrypt's gpg front end itself: set it to the \
+                 real {} (usually /usr/bin/{})",
+                path.display(),
+                program.name(),
+                program.name()
+            )))
+        } else {
+            Ok(path)
+        }
+    };
     if let Some(p) = std::env::var_os(program.env_var()).filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
+        return refuse(PathBuf::from(p), program.env_var());
     }
     if let Some(gpg) = configured {
         match program {
-            Program::Gpg => return gpg.to_path_buf(),
+            Program::Gpg => return refuse(gpg.to_path_buf(), "real-gpg in the config file"),
             Program::Gpgconf => {
                 let beside = gpg.with_file_name("gpgconf");
                 if beside.is_file() {
-                    return beside;
+                    return refuse(beside, "real-gpg in the config file (its gpgconf)");
                 }
             }
         }
@@ -69,11 +89,14 @@ pub fn find(program: Program, configured: Option<&Path>) -> PathBuf {
         for dir in std::env::split_paths(&path) {
             let candidate = dir.join(program.name());
             if candidate.is_file() && !is_front_end(&candidate) && candidate.is_absolute() {
-                return candidate;
+                return Ok(candidate);
             }
         }
     }
-    PathBuf::from("/usr/bin").join(program.name())
+    refuse(
+        PathBuf::from("/usr/bin").join(program.name()),
+        "the fallback",
+    )
 }
 
 /// Replaces this process with the real program, `args` and descriptors unchanged. Returns
@@ -86,7 +109,7 @@ pub fn exec(real: &Path, args: &[OsString]) -> Error {
             real.display()
         ));
     }
-    let e = Command::new(real).args(args).exec();
+    let e = Command::new(real).args(args).env(RUNNING_REAL, "1").exec();
     Error::io(format!("cannot run {}", real.display()), e)
 }
 
@@ -95,6 +118,7 @@ pub fn exec(real: &Path, args: &[OsString]) -> Error {
 pub fn output(real: &Path, args: &[&str]) -> Result<(std::process::ExitStatus, Vec<u8>)> {
     let out = Command::new(real)
         .args(args)
+        .env(RUNNING_REAL, "1")
         .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|e| Error::io(format!("cannot run {}", real.display()), e))?;
