@@ -126,3 +126,44 @@ fn durations_are_bounded() {
     );
     assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
 }
+
+/// A "real gpg" that is cardecrypt-gpg again, named by the environment, the config file, a
+/// link or a copy, is an error at once, never a process starting itself without end.
+#[test]
+fn the_real_gpg_is_never_the_front_end_itself() {
+    let front = env!("CARGO_BIN_EXE_cardecrypt-gpg");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let link = dir.path().join("gpg");
+    std::os::unix::fs::symlink(front, &link).expect("symlink");
+    let copy_dir = dir.path().join("copy");
+    std::fs::create_dir(&copy_dir).expect("dir");
+    let copy = copy_dir.join("gpg");
+    std::fs::copy(front, &copy).expect("copy");
+    let config = dir.path().join("config");
+    std::fs::write(&config, format!("real-gpg = {}\n", link.display())).expect("config");
+    let run = |real: Option<&std::path::Path>, config: &std::path::Path| {
+        let mut cmd = Command::new(front);
+        cmd.args(["--batch", "--list-keys"])
+            .env("CARDECRYPT_CONFIG", config)
+            .env_remove("CARDECRYPT_GPG_RUNNING_REAL");
+        match real {
+            Some(r) => cmd.env("CARDECRYPT_REAL_GPG", r),
+            None => cmd.env_remove("CARDECRYPT_REAL_GPG"),
+        };
+        cmd.output().expect("run cardecrypt-gpg")
+    };
+    let none = std::path::Path::new("/nonexistent/config");
+    for (what, out) in [
+        ("the binary", run(Some(std::path::Path::new(front)), none)),
+        ("a link", run(Some(&link), none)),
+        ("a copy", run(Some(&copy), none)),
+        ("the config file", run(None, &config)),
+    ] {
+        assert_eq!(out.status.code(), Some(2), "{what}: {}", stderr(&out));
+        let text = stderr(&out);
+        assert!(
+            text.contains("front end itself") || text.contains("by cardecrypt-gpg itself"),
+            "{what}: {text}"
+        );
+    }
+}
