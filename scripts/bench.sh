@@ -57,6 +57,8 @@ gpg --batch --quiet --import "$keys/cv25519.pub.asc" 2>/dev/null
 gpg --batch --quiet --card-status >/dev/null 2>&1
 head -c 4096 /dev/urandom | base64 | gpg --batch --quiet --trust-model always -e -r cv25519@cardecrypt.test > "$work/msg.gpg" 2>/dev/null
 export XDG_CACHE_HOME="$work/cache"
+export XDG_RUNTIME_DIR="$work/run"
+mkdir -m 700 "$XDG_RUNTIME_DIR"
 
 apdus() { cat "$work/apdus" 2>/dev/null || echo 0; }
 
@@ -91,6 +93,67 @@ bench "cardecrypt, card powered off between" 0.8 ":" "$cardecrypt"
 bench "cardecrypt, back to back" 0 ":" "$cardecrypt"
 bench "gpg -d, agent running" 0.8 ":" "$gpg_d"
 bench "gpg -d, agent restarted" 0.8 "gpgconf --kill all" "$gpg_d"
+# A kept session: the first decrypt sends the PIN and starts the holder; each later one finds
+# the card unlocked and extends the holder over its socket.
+"$bin/cardecrypt" --batch --pin-file "$work/pin" --keep-unlocked 10m "$work/msg.gpg" >/dev/null 2>&1
+bench "cardecrypt, kept unlocked (no PIN)" 0 ":" "'$bin/cardecrypt' --batch --keep-unlocked 10m '$work/msg.gpg'"
+"$bin/cardecrypt" lock >/dev/null 2>&1
+
+# ---------------------------------------------------------------- a mailbox indexed
+# notmuch indexing BENCH_MAILS (default 100) PGP/MIME card messages with index.decrypt=true:
+# through cardecrypt-gpg (GPGME finds it through the gpgconf link) with keep-unlocked, and
+# through gpg + scdaemon (pcsc-shared) on the same card, each with the card unlocked once
+# before (one PIN per session, as a user has it).
+mails=${BENCH_MAILS:-100}
+echo
+echo "==> notmuch new with index.decrypt=true, $mails card messages"
+maildir="$work/Mail"
+mkdir -p "$maildir/cur" "$maildir/new" "$maildir/tmp"
+for i in $(seq "$mails"); do
+  {
+    printf 'From: Alice <alice@example.org>\nTo: Bob <bob@example.org>\nSubject: card %s\n' "$i"
+    printf 'Message-ID: <bench-%s@example.org>\nMIME-Version: 1.0\n' "$i"
+    printf 'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary="b"\n\n'
+    printf -- '--b\nContent-Type: application/pgp-encrypted\n\nVersion: 1\n\n--b\n'
+    printf 'Content-Type: application/octet-stream\n\n'
+    printf 'Content-Type: text/plain\n\nsecret number %s\n' "$i" |
+      gpg --batch --quiet --trust-model always -a -e -r cv25519@cardecrypt.test
+    printf '\n--b--\n'
+  } > "$maildir/cur/$i:2,S"
+done
+printf '[database]\npath=%s\n[user]\nname=Bob\nprimary_email=bob@example.org\n[index]\ndecrypt=true\n' \
+  "$maildir" > "$work/notmuch-config"
+index_s() {
+  rm -rf "$maildir/.notmuch"
+  local t0 t1
+  t0=$(date +%s%N)
+  NOTMUCH_CONFIG="$work/notmuch-config" notmuch new --quiet >/dev/null 2>&1 || { echo "notmuch new failed" >&2; exit 1; }
+  t1=$(date +%s%N)
+  local found
+  found=$(NOTMUCH_CONFIG="$work/notmuch-config" notmuch count 'secret number' 2>/dev/null)
+  [ "$found" -eq "$mails" ] || { echo "only $found of $mails messages indexed decrypted" >&2; exit 1; }
+  awk -v t=$(( (t1 - t0) / 1000 )) 'BEGIN{printf "%.2f", t / 1e6}'
+}
+# gpg + scdaemon: the agent asks a pinentry once (a script that answers the PIN).
+printf '#!/bin/sh\necho OK\nwhile read -r c r; do case "$c" in GETPIN) echo "D 123456"; echo OK;; BYE) echo OK; exit 0;; *) echo OK;; esac; done\n' \
+  > "$work/pinentry"
+chmod 755 "$work/pinentry"
+printf 'pinentry-program %s\n' "$work/pinentry" > "$GNUPGHOME/gpg-agent.conf"
+gpgconf --kill all
+gpg --batch --quiet -d "$work/msg.gpg" >/dev/null 2>&1
+gpg_index=$(index_s)
+gpgconf --kill all
+"$bin/cardecrypt" lock >/dev/null 2>&1
+# cardecrypt-gpg: the shim's links first on PATH; an agent that cannot reach the card.
+"$bin/cardecrypt" gpg-shim install --dir "$work/shim" >/dev/null 2>&1
+printf 'scdaemon-program /bin/false\n' > "$GNUPGHOME/gpg-agent.conf"
+"$bin/cardecrypt" --batch --pin-file "$work/pin" --keep-unlocked 10m "$work/msg.gpg" >/dev/null 2>&1
+ours_index=$(PATH="$work/shim:$PATH" CARDECRYPT_KEEP_UNLOCKED=10m index_s)
+"$bin/cardecrypt" lock >/dev/null 2>&1
+gpgconf --kill all
+echo "| notmuch new, $mails card messages decrypted | cardecrypt-gpg + keep-unlocked | gpg + scdaemon | ratio |"
+echo "|---|---|---|---|"
+awk -v a="$ours_index" -v b="$gpg_index" 'BEGIN{printf "| seconds | %.2f s | %.2f s | %.2fx |\n", a, b, b / a}'
 
 # ---------------------------------------------------------------- bulk throughput
 # median_run CMD: median wall seconds over $bulk_runs runs, and the peak RSS (KiB) of the

@@ -49,6 +49,29 @@ pub fn existing(path: &Path) -> Existing {
     }
 }
 
+/// Opens an existing device or FIFO for writing: opened first (never becoming our
+/// controlling terminal), then what was opened is checked. A regular file found there (the
+/// name was swapped between the look and the open) is refused: plaintext goes into a regular
+/// file only through [`PendingFile`]. Symbolic links are followed, so `/dev/stdout` and
+/// `/dev/fd/N` work.
+pub fn open_special(path: &Path) -> Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .custom_flags(OFlags::NOCTTY.bits() as i32)
+        .open(path)
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    let opened = file
+        .metadata()
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+    if opened.file_type().is_file() {
+        return Err(Error::Usage(format!(
+            "{} turned into a regular file while it was opened: nothing written; run again",
+            path.display()
+        )));
+    }
+    Ok(file)
+}
+
 /// An output file being written, named only by [`PendingFile::commit`].
 pub struct PendingFile {
     file: File,
@@ -393,6 +416,23 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    #[test]
+    fn a_special_file_is_opened_and_a_regular_one_refused() {
+        assert!(open_special(Path::new("/dev/null")).is_ok());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let regular = dir.path().join("plain");
+        std::fs::write(&regular, b"x").expect("write");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&regular, &link).expect("symlink");
+        for path in [&regular, &link] {
+            assert!(
+                matches!(open_special(path), Err(Error::Usage(_))),
+                "{path:?}"
+            );
+        }
+        assert_eq!(std::fs::read(&regular).expect("read"), b"x");
+    }
 
     #[test]
     fn new_file_is_private_and_existing_one_is_kept() {

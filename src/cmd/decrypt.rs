@@ -207,11 +207,12 @@ pub(crate) fn keep_unlocked(
     verbose: bool,
     ui: &mut dyn Interaction,
 ) -> bool {
+    let ours = source.verified_in(&report.reader);
     let keep = read.keep_unlocked.or(config.keep_unlocked);
     let Some(keep) = keep.filter(|k| !k.is_zero()) else {
-        return false;
+        // A PIN sent (from a file) to a card a holder keeps unlocked stays: the holder's.
+        return ours && crate::card::holder::current(&report.card).is_some();
     };
-    let ours = source.verified_in(&report.reader);
     match crate::card::holder::keep(&report.card, &report.reader, ours, keep) {
         Ok(true) => {
             if verbose {
@@ -258,10 +259,7 @@ fn decrypt_to(
     let path = path.filter(|p| *p != std::path::Path::new("-"));
     match path {
         Some(path) if matches!(output::existing(path), output::Existing::Special) => {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+            let mut file = output::open_special(path)?;
             let dest = engine::Dest::Stream(&mut file);
             decrypt::decrypt_to(input, dest, source, ui, options, report)
         }

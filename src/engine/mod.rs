@@ -123,7 +123,7 @@ struct Pass<'p> {
     /// Set once the session key is known (pass 1).
     unlocked: Option<Unlocked>,
     /// The binary message is copied here as it is read (spooling a pipe).
-    tee: Option<std::fs::File>,
+    tee: Option<(std::fs::File, source::SpoolHasher)>,
     /// Write the inner packet stream, not the literal data ([`Settings::unwrap`]).
     unwrap: bool,
     /// Set for an AEAD container when writing to a file: the file is then written on a
@@ -168,9 +168,10 @@ fn run_pass(
         Box::new(input)
     };
     let binary: Box<dyn Read + Send + Sync + '_> = match pass.tee.take() {
-        Some(spool) => Box::new(Tee {
+        Some((spool, hasher)) => Box::new(Tee {
             inner: binary,
             copy: crate::output::Background::spawn(spool),
+            hasher,
             done: false,
             failure: failure.clone(),
         }),
@@ -636,6 +637,8 @@ impl VerificationHelper for InnerHelper<'_> {
 struct Tee<R> {
     inner: R,
     copy: crate::output::Background,
+    /// The spool's block hashes, for pass 2 to check.
+    hasher: source::SpoolHasher,
     done: bool,
     failure: Failure,
 }
@@ -648,14 +651,16 @@ impl<R: Read> Read for Tee<R> {
         if n == 0 {
             if !self.done {
                 self.done = true;
-                self.copy
+                self.hasher
                     .finish()
+                    .and_then(|()| self.copy.finish())
                     .map_err(|e| spool_error(&self.failure, e))?;
             }
             return Ok(0);
         }
-        self.copy
-            .write_all(&buf[..n])
+        self.hasher
+            .update(&buf[..n])
+            .and_then(|()| self.copy.write_all(&buf[..n]))
             .map_err(|e| spool_error(&self.failure, e))?;
         Ok(n)
     }
@@ -858,12 +863,16 @@ pub fn decrypt(
                     (n, counted(second, "writing", size, settings), None)
                 }
                 Input::Stream(stream) => {
-                    let spool = source::spool_file(settings.spool_dir.as_deref())?;
-                    pass.tee = Some(
+                    let mut spool = source::spool_file(settings.spool_dir.as_deref())?;
+                    // The spool is checked in pass 2 as a file read again is: a block
+                    // changed on disk meanwhile is refused before it is decrypted.
+                    let guard = source::Guard::new(&mut spool)?;
+                    pass.tee = Some((
                         spool
                             .try_clone()
                             .map_err(|e| Error::io("cannot use the spool file", e))?,
-                    );
+                        guard.writer_side()?,
+                    ));
                     let n = run_pass(
                         stream,
                         None,
@@ -872,7 +881,7 @@ pub fn decrypt(
                         &mut held,
                         &failure,
                     )?;
-                    (n, Box::new(source::rewind(spool)?), Some(false))
+                    (n, guard.verify(&spool, failure.clone())?, Some(false))
                 }
             };
             if !held.overflowed {

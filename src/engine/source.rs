@@ -51,6 +51,16 @@ impl Guard {
             .ok_or_else(|| Error::Other("AES-128 unavailable".into()))
     }
 
+    /// A hasher for what is written to a spool from here on, block by block as
+    /// [`verify`](Self::verify) reads it back (pass 1 of a piped message).
+    pub fn writer_side(&self) -> Result<SpoolHasher> {
+        Ok(SpoolHasher {
+            mac: Guard::mac(&self.key)?,
+            hashes: self.hashes.clone(),
+            block: Vec::with_capacity(BLOCK),
+        })
+    }
+
     /// A reader of `file` that records block hashes (pass 1).
     pub fn record(&self, file: &File) -> Result<Box<dyn Read + Send + Sync>> {
         self.reader(file, false, Failure::default()).map(ahead)
@@ -79,6 +89,43 @@ impl Guard {
             eof: false,
             failure,
         })
+    }
+}
+
+/// The block hashes of a spool, taken as it is written: the same blocks [`Checked`] reads
+/// back, so pass 2 of a piped message checks its spool as it checks a file read again.
+pub struct SpoolHasher {
+    mac: Ocb,
+    hashes: Arc<Mutex<Vec<[u8; 16]>>>,
+    block: Vec<u8>,
+}
+
+impl SpoolHasher {
+    pub fn update(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let take = data.len().min(BLOCK - self.block.len());
+            self.block.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.block.len() == BLOCK {
+                self.push()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hashes the last block (short, possibly empty), as the reader's last read finds it.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.push()
+    }
+
+    fn push(&mut self) -> io::Result<()> {
+        let hash = self.mac.hash(&self.block).to_be_bytes();
+        self.block.clear();
+        self.hashes
+            .lock()
+            .map_err(|_| io::Error::other("guard poisoned"))?
+            .push(hash);
+        Ok(())
     }
 }
 
@@ -278,10 +325,48 @@ pub fn spool_file(dir: Option<&Path>) -> Result<File> {
     })
 }
 
-/// The spool, from its start, for pass 2.
-pub fn rewind(mut spool: File) -> Result<File> {
-    spool
-        .seek(SeekFrom::Start(0))
-        .map_err(|e| Error::io("cannot read the spool file", e))?;
-    Ok(spool)
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// Writes `data` to a spool through the hasher, then reads it back checked.
+    fn spooled(data: &[u8], change_at: Option<usize>) -> std::result::Result<Vec<u8>, Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut spool = spool_file(Some(dir.path())).expect("spool");
+        let guard = Guard::new(&mut spool).expect("guard");
+        let mut hasher = guard.writer_side().expect("hasher");
+        for piece in data.chunks(70_000) {
+            hasher.update(piece).expect("hash");
+            spool.write_all(piece).expect("write");
+        }
+        hasher.finish().expect("finish");
+        if let Some(at) = change_at {
+            spool.seek(SeekFrom::Start(at as u64)).expect("seek");
+            spool.write_all(&[data[at] ^ 1]).expect("change");
+        }
+        let failure = Failure::default();
+        let mut back = Vec::new();
+        match guard
+            .verify(&spool, failure.clone())
+            .expect("verify")
+            .read_to_end(&mut back)
+        {
+            Ok(_) => Ok(back),
+            Err(_) => Err(failure.take().expect("the reason")),
+        }
+    }
+
+    #[test]
+    fn a_spool_reads_back_as_written_and_a_change_is_refused() {
+        for len in [0, 5, BLOCK, 2 * BLOCK, BLOCK + 5] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            assert_eq!(spooled(&data, None).expect("unchanged"), data, "{len}");
+            if len > 0 {
+                let err = spooled(&data, Some(len - 1)).expect_err("changed");
+                assert!(matches!(err, Error::InputChanged), "{len}: {err}");
+            }
+        }
+    }
 }

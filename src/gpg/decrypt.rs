@@ -174,10 +174,11 @@ fn keep_unlocked(config: &Config, report: &Report, source: &PcscSource) -> bool 
     let from_env = std::env::var("CARDECRYPT_KEEP_UNLOCKED")
         .ok()
         .and_then(|v| crate::time::parse_duration(&v).ok());
-    let Some(keep) = from_env.or(config.keep_unlocked).filter(|k| !k.is_zero()) else {
-        return false;
-    };
     let ours = source.verified_in(&report.reader);
+    let Some(keep) = from_env.or(config.keep_unlocked).filter(|k| !k.is_zero()) else {
+        // A PIN sent to a card a holder keeps unlocked stays: the holder's.
+        return ours && crate::card::holder::current(&report.card).is_some();
+    };
     crate::card::holder::keep(&report.card, &report.reader, ours, keep).unwrap_or_else(|e| {
         eprintln!("cardecrypt-gpg: cannot keep the card unlocked: {e}");
         false
