@@ -4,8 +4,8 @@
 //! no name until the message authenticated, so a failure, Ctrl-C, SIGTERM or even SIGKILL
 //! leaves nothing behind. It is then linked into place (a link fails if the name appeared
 //! meanwhile: create-new without a race), or with `--overwrite` linked beside it and renamed
-//! over a regular file. File systems without `O_TMPFILE` get a hidden named temporary file
-//! that is removed on failure.
+//! over a regular file. On a file system without `O_TMPFILE`, `-o` is refused with the ways
+//! that remain: a named temporary file would keep plaintext under a name after a SIGKILL.
 
 use std::{
     fs::{File, OpenOptions},
@@ -77,7 +77,8 @@ pub struct PendingFile {
     file: File,
     target: PathBuf,
     overwrite: bool,
-    /// Set when the file system had no O_TMPFILE: the hidden name to remove on failure.
+    /// The hidden name the complete file gets just before it replaces one (`--overwrite`),
+    /// removed should that fail.
     named: Option<PathBuf>,
 }
 
@@ -103,22 +104,14 @@ impl PendingFile {
                 overwrite,
                 named: None,
             }),
-            Err(e) if e.raw_os_error().is_some_and(is_no_tmpfile) => {
-                let tmp = temp_path(target);
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&tmp)
-                    .map_err(cannot)?;
-                Ok(PendingFile {
-                    file,
-                    target: target.to_path_buf(),
-                    overwrite,
-                    named: Some(tmp),
-                })
-            }
+            // A named temporary file would leave plaintext behind under a name if we were
+            // killed: refused, with the ways that remain.
+            Err(e) if e.raw_os_error().is_some_and(is_no_tmpfile) => Err(Error::Usage(format!(
+                "{}: its file system cannot hold an unnamed file (no O_TMPFILE), so a \
+                 plaintext could be left there under a name if cardecrypt were stopped; \
+                 write to standard output (`> FILE`) or use -o on another file system",
+                dir.display()
+            ))),
             Err(e) => Err(cannot(e)),
         }
     }

@@ -111,13 +111,26 @@ fn absolute_var(var: &str) -> Option<PathBuf> {
         .filter(|p| p.is_absolute())
 }
 
-/// File descriptor `fd`, inherited from the caller, opened for reading or writing. Through
-/// `/dev/fd/N`, which needs no unsafe code; the descriptor itself stays open.
+/// File descriptor `fd`, inherited from the caller, for reading or writing: a duplicate of it
+/// (the same open file: its offset, O_APPEND, a socket), taken with pidfd_getfd on our own
+/// process, which needs no unsafe code; the descriptor itself stays open. Where the kernel
+/// lacks pidfd_getfd (before Linux 5.6), `/dev/fd/N` is opened again instead.
 pub fn open_fd(fd: i32, write: bool) -> io::Result<File> {
-    std::fs::OpenOptions::new()
-        .read(!write)
-        .write(write)
-        .open(fd_path(fd))
+    let duplicate = rustix::process::pidfd_open(
+        rustix::process::getpid(),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .and_then(|me| {
+        rustix::process::pidfd_getfd(&me, fd, rustix::process::PidfdGetfdFlags::empty())
+    });
+    match duplicate {
+        Ok(owned) => Ok(File::from(owned)),
+        Err(rustix::io::Errno::BADF) => Err(io::Error::from(rustix::io::Errno::BADF)),
+        Err(_) => std::fs::OpenOptions::new()
+            .read(!write)
+            .write(write)
+            .open(fd_path(fd)),
+    }
 }
 
 /// `/dev/fd/N`.
@@ -193,5 +206,31 @@ mod tests {
         }
         assert_eq!(expand_home("/a/~/x"), PathBuf::from("/a/~/x"));
         assert_eq!(fd_path(3), PathBuf::from("/dev/fd/3"));
+    }
+
+    /// An inherited socket and an O_APPEND file work: the descriptor is duplicated, not
+    /// opened again by name (which fails on a socket and loses O_APPEND).
+    #[test]
+    fn inherited_descriptors_are_duplicated() {
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let mut dup = open_fd(ours.as_raw_fd(), true).expect("socket descriptor");
+        dup.write_all(b"status line\n").expect("write");
+        drop((dup, ours));
+        let mut got = String::new();
+        (&theirs).read_to_string(&mut got).expect("read");
+        assert_eq!(got, "status line\n");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("log");
+        std::fs::write(&log, b"first\n").expect("write");
+        let appending = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .expect("open");
+        let mut dup = open_fd(appending.as_raw_fd(), true).expect("file descriptor");
+        dup.write_all(b"second\n").expect("append");
+        assert_eq!(std::fs::read(&log).expect("read"), b"first\nsecond\n");
     }
 }

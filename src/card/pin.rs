@@ -31,14 +31,14 @@ pub struct PinPolicy {
 
 /// Reads a PIN from a file or descriptor: the first line, without its line ending.
 pub fn read_pin(source: &PinSource) -> Result<Option<SecretString>> {
-    let (path, what) = match source {
+    let (opened, what) = match source {
         PinSource::Ask => return Ok(None),
         PinSource::File(p) => (
-            p.clone(),
+            std::fs::File::open(p),
             format!("cannot read the PIN file {}", p.display()),
         ),
         PinSource::Fd(n) => (
-            crate::paths::fd_path(*n),
+            crate::paths::open_fd(*n, false),
             format!("cannot read the PIN from file descriptor {n}"),
         ),
     };
@@ -46,8 +46,7 @@ pub fn read_pin(source: &PinSource) -> Result<Option<SecretString>> {
     // behind, and what follows the line is not read at all.
     let mut raw = Zeroizing::new(vec![0u8; MAX_PIN_LINE]);
     let mut len = 0;
-    let mut file =
-        std::fs::File::open(&path).map_err(|e| Error::PinUnavailable(format!("{what}: {e}")))?;
+    let mut file = opened.map_err(|e| Error::PinUnavailable(format!("{what}: {e}")))?;
     while len < raw.len() && !raw[..len].contains(&b'\n') {
         match file.read(&mut raw[len..]) {
             Ok(0) => break,
