@@ -2174,6 +2174,7 @@ fn main() {
         env(scdaemon_sharing_the_card_does_not_keep_our_pin),
         env(a_kept_session_extends_one_holder),
         env(a_decompression_bomb_stays_in_bounded_memory),
+        card(a_card_that_cannot_forget_is_reset),
         env(mail_clients_show_messages_decrypted),
         env(mutts_gpg_command_line_works),
         env(card_generate_makes_a_certificate_gpg_uses),

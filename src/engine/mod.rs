@@ -908,7 +908,7 @@ struct Held {
 
 /// Appends `data` to a plaintext buffer, growing it by hand so that the old buffer is wiped,
 /// not left to the allocator as `Vec`'s own growth would.
-pub(crate) fn push_wiped(buf: &mut Zeroizing<Vec<u8>>, data: &[u8]) {
+pub fn push_wiped(buf: &mut Zeroizing<Vec<u8>>, data: &[u8]) {
     let needed = buf.len() + data.len();
     if needed > buf.capacity() {
         let mut bigger = Zeroizing::new(Vec::with_capacity(needed.max(2 * buf.capacity())));

@@ -13,6 +13,7 @@
 
 pub mod args;
 pub mod decrypt;
+mod inner;
 pub mod real;
 pub mod shim;
 

@@ -333,3 +333,53 @@ pub fn a_decompression_bomb_stays_in_bounded_memory(env: &Env) {
     assert!(status.success(), "cardecrypt-gpg: {status}");
     assert!(kib <= limit_kib, "cardecrypt-gpg: peak RSS {kib} KiB");
 }
+
+/// A card that cannot forget a PIN by itself (VERIFY P1=FF refused, as before OpenPGP card
+/// 3.0) is reset at the end instead, with one line saying that other programs' sessions were
+/// reset too; the PIN is gone all the same.
+pub fn a_card_that_cannot_forget_is_reset(env: &Env, vcard: &mut Option<VcardProcess>) {
+    env.import_to_card("cv25519");
+    if let Some(card) = vcard.take() {
+        card.stop();
+    }
+    *vcard = Some(VcardProcess::start_with(&env.state, &["--no-pin-reset"]));
+    let message = message();
+    let mut other = OtherProgram::connect();
+    let out = env.cardecrypt_with_pin(&[], &message);
+    let restore = |vcard: &mut Option<VcardProcess>| {
+        if let Some(card) = vcard.take() {
+            card.stop();
+        }
+        *vcard = Some(VcardProcess::start(&env.state));
+    };
+    let verified_after = other.pw1_verified_after_reset();
+    let batch = env.cardecrypt(&["--batch"], &message);
+    drop(other);
+    restore(vcard);
+    assert_ok(&out, "decrypt with the PIN");
+    let notes = text(&out.stderr);
+    assert!(
+        notes.contains("was reset") && notes.contains("other programs"),
+        "{notes}"
+    );
+    assert_eq!(notes.lines().count(), 1, "{notes}");
+    assert!(!verified_after, "the card kept the PIN");
+    assert_fails(&batch, exit::PIN, "needs its PIN");
+}
+
+impl OtherProgram {
+    /// Whether PW1 is verified, reconnecting first should the card have been reset (as a
+    /// program sharing the card sees it).
+    fn pw1_verified_after_reset(&mut self) -> bool {
+        if let Err(pcsc::Error::ResetCard) = self.card.transaction().map(drop) {
+            self.card
+                .reconnect(
+                    pcsc::ShareMode::Shared,
+                    pcsc::Protocols::ANY,
+                    pcsc::Disposition::LeaveCard,
+                )
+                .expect("reconnect");
+        }
+        self.pw1_verified()
+    }
+}

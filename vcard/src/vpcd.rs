@@ -43,8 +43,10 @@ pub fn serve(card: &VirtualCard, addr: &str, hooks: &mut Hooks) -> io::Result<()
             [GET_ATR] => ATR.to_vec(),
             [_] => continue,
             _ => {
-                (hooks.before_apdu)(&payload);
-                let answer = card.transmit(&payload);
+                let answer = match (hooks.before_apdu)(&payload) {
+                    Some(instead) => instead,
+                    None => card.transmit(&payload),
+                };
                 (hooks.on_apdu)();
                 answer
             }
@@ -56,13 +58,15 @@ pub fn serve(card: &VirtualCard, addr: &str, hooks: &mut Hooks) -> io::Result<()
     }
 }
 
-/// Called with each APDU before the card answers it.
-pub type ApduHook<'a> = dyn FnMut(&[u8]) + 'a;
+/// Called with each APDU before the card answers it; an answer it returns is given instead of
+/// the card's (tests: a card of an older specification).
+pub type ApduHook<'a> = dyn FnMut(&[u8]) -> Option<Vec<u8>> + 'a;
 
 /// What the caller wants to hear about.
 pub struct Hooks<'a> {
     pub on_connected: Box<dyn FnMut() + 'a>,
-    /// Before the card answers an APDU (tests: a card pulled out at that moment).
+    /// Before the card answers an APDU (tests: a card pulled out at that moment, or one that
+    /// answers some command differently).
     pub before_apdu: Box<ApduHook<'a>>,
     /// After each APDU the card answered.
     pub on_apdu: Box<dyn FnMut() + 'a>,

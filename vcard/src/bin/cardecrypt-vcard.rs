@@ -27,6 +27,10 @@ struct Args {
     /// instruction byte arrives, before answering it; e.g. 2A for PSO:DECIPHER
     #[arg(long, value_name = "HEX2", value_parser = parse_ins)]
     vanish_at_ins: Option<u8>,
+    /// Behave like an OpenPGP card before 3.0 on one point: refuse VERIFY with P1=FF (reset
+    /// a PIN's verified state) with 6A86
+    #[arg(long)]
+    no_pin_reset: bool,
 }
 
 fn parse_ins(s: &str) -> Result<u8, String> {
@@ -62,12 +66,15 @@ fn main() -> ExitCode {
     let mut count: u64 = 0;
     let count_file = args.count_apdus;
     let vanish = args.vanish_at_ins;
+    let no_pin_reset = args.no_pin_reset;
     let hooks = vpcd::Hooks {
         before_apdu: Box::new(move |apdu: &[u8]| {
             if vanish.is_some() && apdu.get(1).copied() == vanish {
                 eprintln!("cardecrypt-vcard: vanishing at INS {:02X}", apdu[1]);
                 std::process::exit(0);
             }
+            let pin_reset = apdu.get(1..3) == Some(&[0x20, 0xFF][..]);
+            (no_pin_reset && pin_reset).then(|| vec![0x6A, 0x86])
         }),
         on_connected: Box::new(move || {
             if !announced {
