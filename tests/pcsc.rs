@@ -362,6 +362,15 @@ impl Env {
         )
     }
 
+    /// The test gpg home gets the cv25519 card key's certificate, to encrypt to it.
+    fn gpg_knows_the_card_key(&self) {
+        let pubkey = data_dir().join("keys/cv25519.pub.asc");
+        assert_ok(
+            &self.gpg(&["--import", pubkey.to_str().expect("utf8")], b""),
+            "gpg import",
+        );
+    }
+
     fn import_to_card(&self, algo: &str) {
         let key = key_file(algo);
         let out = self.cardecrypt(
@@ -591,11 +600,7 @@ fn peak_rss_with(cmd: &Command, stdin: Stdio, stdout: Stdio) -> (std::process::E
 fn large_messages_decrypt_in_bounded_memory(env: &Env) {
     use sha2::{Digest, Sha256};
     env.import_to_card("cv25519");
-    let pubkey = data_dir().join("keys/cv25519.pub.asc");
-    assert_ok(
-        &env.gpg(&["--import", pubkey.to_str().expect("utf8")], b""),
-        "gpg import",
-    );
+    env.gpg_knows_the_card_key();
     let dir = env.path("bulk");
     std::fs::create_dir_all(&dir).expect("bulk dir");
     let plain = dir.join("plain");
@@ -920,11 +925,7 @@ fn decrypts_every_gpg_message_form(env: &Env) {
 
 fn gpg_decrypts_through_a_key_cardecrypt_imported(env: &Env) {
     env.import_to_card("cv25519");
-    let pubkey = data_dir().join("keys/cv25519.pub.asc");
-    assert_ok(
-        &env.gpg(&["--import", pubkey.to_str().expect("utf8")], b""),
-        "gpg import",
-    );
+    env.gpg_knows_the_card_key();
     // gpg links the card's keys to the public key it knows.
     assert_ok(&env.gpg(&["--card-status"], b""), "gpg --card-status");
     let enc = env.gpg(&["-e", "-r", "cv25519@cardecrypt.test"], b"both ways\n");
@@ -1651,11 +1652,7 @@ fn mail_clients_show_messages_decrypted(env: &Env) {
 /// unencrypted message passed through with exit 9, a tampered one refused with nothing out.
 fn cardecrypt_mail_decrypts_whole_messages(env: &Env) {
     env.import_to_card("cv25519");
-    let pubkey = data_dir().join("keys/cv25519.pub.asc");
-    assert_ok(
-        &env.gpg(&["--import", pubkey.to_str().expect("utf8")], b""),
-        "gpg import",
-    );
+    env.gpg_knows_the_card_key();
     let payload = "Content-Type: text/plain; charset=utf-8; hp=\"cipher\"\r\n\
                    Subject: Budget 2027\r\nHP-Outer: Subject: [...]\r\n\r\n\
                    The numbers are attached in spirit.\r\n";

@@ -65,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
         spool_dir: None,
         unwrap: false,
         progress: None,
+        max_plaintext: cardecrypt::engine::memory::DEFAULT_LIMIT,
     };
     let _ = decrypt::decrypt(
         &mut &MESSAGE[..],

@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let input = Input::Stream(Box::new(std::io::Cursor::new(data.to_vec())));
     let result = engine::decrypt(
         input,
-        Dest::Memory(&mut plaintext),
+        Dest::Memory(&mut plaintext, cardecrypt::engine::memory::DEFAULT_LIMIT),
         &mut SoftKeys,
         &settings,
         &mut facts,

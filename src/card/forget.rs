@@ -165,27 +165,19 @@ pub fn note(reader: &str, forgot: &Forgot) -> Option<String> {
 mod tests {
     use super::*;
 
+    const VERIFY_PW1: [u8; 11] = [0x00, 0x20, 0x00, PW1, 0x06, 1, 2, 3, 4, 5, 6];
+    const VERIFY_PW3: [u8; 13] = [0x00, 0x20, 0x00, PW3, 0x08, 1, 2, 3, 4, 5, 6, 7, 8];
+    const OK: [u8; 2] = [0x90, 0x00];
+
     #[test]
     fn accepted_verify_with_pin_is_noted_and_reset_clears_it() {
         let v = Verified::default();
-        v.observe(
-            "r",
-            &[0x00, 0x20, 0x00, PW1, 0x06, 1, 2, 3, 4, 5, 6],
-            &[0x90, 0x00],
-        );
-        v.observe(
-            "r",
-            &[0x00, 0x20, 0x00, PW3, 0x08, 1, 2, 3, 4, 5, 6, 7, 8],
-            &[0x63, 0xC2],
-        );
+        v.observe("r", &VERIFY_PW1, &OK);
+        v.observe("r", &VERIFY_PW3, &[0x63, 0xC2]);
         v.observe("r", &[0x00, 0x20, 0x00, PW1_SIGN], &[0x90, 0x00]);
         assert_eq!(v.take(&[]), vec![("r".to_string(), vec![PW1])]);
         assert!(v.take(&[]).is_empty());
-        v.observe(
-            "r",
-            &[0x00, 0x20, 0x00, PW1, 0x06, 1, 2, 3, 4, 5, 6],
-            &[0x90, 0x00],
-        );
+        v.observe("r", &VERIFY_PW1, &OK);
         v.observe("r", &[0x00, 0x20, 0xFF, PW1], &[0x90, 0x00]);
         assert!(v.take(&[]).is_empty());
     }
@@ -193,22 +185,10 @@ mod tests {
     #[test]
     fn kept_pins_are_left_out() {
         let v = Verified::default();
-        v.observe(
-            "r",
-            &[0x00, 0x20, 0x00, PW1, 0x06, 1, 2, 3, 4, 5, 6],
-            &[0x90, 0x00],
-        );
-        v.observe(
-            "r",
-            &[0x00, 0x20, 0x00, PW3, 0x08, 1, 2, 3, 4, 5, 6, 7, 8],
-            &[0x90, 0x00],
-        );
+        v.observe("r", &VERIFY_PW1, &OK);
+        v.observe("r", &VERIFY_PW3, &OK);
         assert_eq!(v.take(&[PW1]), vec![("r".to_string(), vec![PW3])]);
-        v.observe(
-            "s",
-            &[0x00, 0x20, 0x00, PW1, 0x06, 1, 2, 3, 4, 5, 6],
-            &[0x90, 0x00],
-        );
+        v.observe("s", &VERIFY_PW1, &OK);
         v.card_reset("s");
         assert!(v.take(&[]).is_empty());
     }

@@ -191,11 +191,7 @@ pub fn the_holder_keeps_no_descriptor_of_the_caller(env: &Env) {
 /// every one of them gets its plaintext, and no PIN try is lost.
 pub fn gpg_and_cardecrypt_share_the_card_at_once(env: &Env) {
     env.import_to_card("cv25519");
-    let pubkey = data_dir().join("keys/cv25519.pub.asc");
-    assert_ok(
-        &env.gpg(&["--import", pubkey.to_str().expect("utf8")], b""),
-        "import",
-    );
+    env.gpg_knows_the_card_key();
     assert_ok(&env.gpg(&["--card-status"], b""), "gpg --card-status");
     let enc = env.gpg(
         &["-e", "-r", "cv25519@cardecrypt.test"],
@@ -288,11 +284,7 @@ pub fn card_pulled_out_during_the_decrypt(env: &Env, vcard: &mut Option<VcardPro
 /// `cardecrypt mail` says, as `cardecrypt` does, when a part came in an old cipher.
 pub fn mail_names_an_old_cipher(env: &Env) {
     env.import_to_card("cv25519");
-    let pubkey = data_dir().join("keys/cv25519.pub.asc");
-    assert_ok(
-        &env.gpg(&["--import", pubkey.to_str().expect("utf8")], b""),
-        "import",
-    );
+    env.gpg_knows_the_card_key();
     let enc = env.gpg(
         &[
             "-a",
