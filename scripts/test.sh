@@ -19,6 +19,11 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> cargo test"
+# The peer vectors are other projects' test data kept beside the repository, never in it.
+peers=${CARDECRYPT_PEER_VECTORS:-$(dirname "$here")/../shared/peer-vectors}
+if [ ! -f "$peers/cases.tsv" ] && [ "${CARDECRYPT_PEER_TESTS:-}" != require ]; then
+  echo "peer-vector tests skipped: no $peers (other projects' test vectors from the team's shared folder; set CARDECRYPT_PEER_VECTORS to a copy)"
+fi
 # The pcscd tests start the cardecrypt-vcard binary: build every binary first.
 cargo build --workspace --bins --quiet
 log=$(mktemp)
