@@ -27,7 +27,12 @@ impl Field<'_> {
 
     /// MIME-related fields belong to the entity's content, not to the message around it.
     pub fn is_content(&self) -> bool {
-        self.name.len() >= 8 && self.name[..8].eq_ignore_ascii_case("content-")
+        // Bytes, not a str slice: a field name is not always ASCII, and cutting a character
+        // in two would panic.
+        self.name
+            .as_bytes()
+            .get(..8)
+            .is_some_and(|start| start.eq_ignore_ascii_case(b"content-"))
             || self.is("MIME-Version")
     }
 }
@@ -373,6 +378,21 @@ pub fn to_text(bytes: &[u8], charset: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the mail fuzz target: a field name with a multi-byte character across byte 8.
+    #[test]
+    fn a_field_name_that_is_not_ascii_is_no_content_field() {
+        let field = Field {
+            name: "Content\u{6fb}isposition",
+            raw: "Content\u{6fb}isposition: inline\n".as_bytes(),
+        };
+        assert!(!field.is_content());
+        let content = Field {
+            name: "Content-Type",
+            raw: b"Content-Type: text/plain\n",
+        };
+        assert!(content.is_content());
+    }
 
     #[test]
     fn header_fields_keep_their_bytes_and_unfold() {
