@@ -362,6 +362,22 @@ impl Env {
         )
     }
 
+    /// `cardecrypt-gpg --decrypt MESSAGE` with the PIN on stdin, as GPGME's loopback gives it.
+    fn front_end_decrypt(&self, message: &Path) -> Command {
+        let mut front = Command::new(bin_dir().join("cardecrypt-gpg"));
+        self.isolate(&mut front)
+            .args([
+                "--batch",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase-fd",
+                "0",
+            ])
+            .arg("--decrypt")
+            .arg(message);
+        front
+    }
+
     /// The test gpg home gets the cv25519 card key's certificate, to encrypt to it.
     fn gpg_knows_the_card_key(&self) {
         let pubkey = data_dir().join("keys/cv25519.pub.asc");
@@ -714,16 +730,7 @@ fn large_messages_decrypt_in_bounded_memory(env: &Env) {
     );
     // The gpg front end too (its PIN on stdin as GPGME's loopback gives it): the card and the
     // engine decrypt, the real gpg writes the literal data.
-    let mut front = Command::new(bin_dir().join("cardecrypt-gpg"));
-    env.isolate(&mut front).args([
-        "--batch",
-        "--pinentry-mode",
-        "loopback",
-        "--passphrase-fd",
-        "0",
-        "--decrypt",
-        message.to_str().expect("utf8"),
-    ]);
+    let front = env.front_end_decrypt(&message);
     let sink = std::fs::File::create(&out).expect("stdout file");
     let pin_in = std::fs::File::open(&pin).expect("pin");
     let (status, kib) = peak_rss_with(&front, Stdio::from(pin_in), Stdio::from(sink));

@@ -85,13 +85,17 @@ pub fn extend(ident: &str, keep: Duration) -> Option<Holder> {
     until_from(ask(ident, &format!("extend {}", keep.as_secs())))
 }
 
-/// After a decrypt: extends the running holder of card `ident`, or starts one where the PIN
-/// was ours (`we_sent_pin`); a card another program unlocked is not ours to hold. Ok(false):
-/// there was nothing of ours to keep.
-pub fn keep(ident: &str, reader: &str, we_sent_pin: bool, keep: Duration) -> Result<bool> {
+/// After a decrypt: whether a holder keeps card `ident`'s PIN from now. With `keep` asked
+/// for, the running holder is extended, or one started where the PIN was ours
+/// (`we_sent_pin`; a card another program unlocked is not ours to hold). Without, a PIN we
+/// sent (from a file) to a card a holder already keeps stays the holder's.
+pub fn keep(ident: &str, reader: &str, we_sent_pin: bool, keep: Option<Duration>) -> Result<bool> {
     if ident.is_empty() {
         return Ok(false);
     }
+    let Some(keep) = keep.filter(|k| !k.is_zero()) else {
+        return Ok(we_sent_pin && current(ident).is_some());
+    };
     if extend(ident, keep).is_some() {
         return Ok(true);
     }

@@ -60,9 +60,10 @@ pub struct PcscSource {
 }
 
 impl PcscSource {
-    /// Makes the cards forget the PINs we verified, except those in `keep` (a holder keeps
-    /// them for the user). Returns a note for each card that had to be reset for it.
-    pub fn release(&mut self, keep: &[u8]) -> Vec<String> {
+    /// Makes the cards forget the PINs we verified, except the user PIN when a holder keeps
+    /// it for the user (`keep_pw1`). Returns a note for each card that had to be reset for it.
+    pub fn release(&mut self, keep_pw1: bool) -> Vec<String> {
+        let keep: &[u8] = if keep_pw1 { &[forget::PW1] } else { &[] };
         self.verified
             .take(keep)
             .into_iter()
@@ -81,7 +82,7 @@ impl PcscSource {
 
 impl Drop for PcscSource {
     fn drop(&mut self) {
-        self.release(&[]);
+        self.release(false);
     }
 }
 

@@ -209,13 +209,9 @@ pub(crate) fn keep_unlocked(
 ) -> bool {
     let ours = source.verified_in(&report.reader);
     let keep = read.keep_unlocked.or(config.keep_unlocked);
-    let Some(keep) = keep.filter(|k| !k.is_zero()) else {
-        // A PIN sent (from a file) to a card a holder keeps unlocked stays: the holder's.
-        return ours && crate::card::holder::current(&report.card).is_some();
-    };
     match crate::card::holder::keep(&report.card, &report.reader, ours, keep) {
         Ok(true) => {
-            if verbose {
+            if let (true, Some(keep)) = (verbose, keep) {
                 ui.note(&format!(
                     "card {} stays unlocked for {} s (cardecrypt lock ends it)",
                     report.card,
@@ -235,12 +231,7 @@ pub(crate) fn keep_unlocked(
 /// The end of a command that used cards: they forget the PINs we sent, PW1 left to the
 /// holder when `kept`; a card that had to be reset for it is named in one line.
 pub(crate) fn release(source: &mut PcscSource, kept: bool, ui: &mut dyn Interaction) {
-    let keep: &[u8] = if kept {
-        &[crate::card::forget::PW1]
-    } else {
-        &[]
-    };
-    for note in source.release(keep) {
+    for note in source.release(kept) {
         ui.note(&note);
     }
 }

@@ -153,10 +153,7 @@ fn keep_unlocked(config: &Config, report: &Report, source: &PcscSource) -> bool 
         .ok()
         .and_then(|v| crate::time::parse_duration(&v).ok());
     let ours = source.verified_in(&report.reader);
-    let Some(keep) = from_env.or(config.keep_unlocked).filter(|k| !k.is_zero()) else {
-        // A PIN sent to a card a holder keeps unlocked stays: the holder's.
-        return ours && crate::card::holder::current(&report.card).is_some();
-    };
+    let keep = from_env.or(config.keep_unlocked);
     crate::card::holder::keep(&report.card, &report.reader, ours, keep).unwrap_or_else(|e| {
         eprintln!("cardecrypt-gpg: cannot keep the card unlocked: {e}");
         false
@@ -165,12 +162,7 @@ fn keep_unlocked(config: &Config, report: &Report, source: &PcscSource) -> bool 
 
 /// The cards forget the PINs we sent (PW1 left to the holder when `kept`).
 fn release(source: &mut PcscSource, kept: bool) {
-    let keep: &[u8] = if kept {
-        &[crate::card::forget::PW1]
-    } else {
-        &[]
-    };
-    for note in source.release(keep) {
+    for note in source.release(kept) {
         eprintln!("cardecrypt-gpg: {note}");
     }
 }

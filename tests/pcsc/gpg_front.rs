@@ -195,6 +195,18 @@ impl FrontEnd {
             .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&out.stdout), text(&out.stderr)))
     }
 
+    /// `cardecrypt-gpg --decrypt MESSAGE` as a client runs it, its status lines on stdout.
+    fn status_of(&self, env: &Env, message: &Path) -> (Output, String) {
+        let out = run(
+            self.client(env, &mut Command::new(bin_dir().join("cardecrypt-gpg")))
+                .args(["--batch", "--status-fd", "1", "--decrypt"])
+                .arg(message),
+            b"",
+        );
+        let status = text(&out.stdout);
+        (out, status)
+    }
+
     fn pinentry_asks(&self) -> usize {
         std::fs::read_to_string(&self.asked)
             .map(|t| t.lines().count())
@@ -605,14 +617,7 @@ pub fn gpgme_never_hears_success_for_what_gpg_could_not_read(env: &Env) {
     );
     assert!(result.get("plain").is_none(), "{result}");
     // The same through the command line: DECRYPTION_FAILED, never DECRYPTION_OKAY.
-    let out = run(
-        front
-            .client(env, &mut Command::new(bin_dir().join("cardecrypt-gpg")))
-            .args(["--batch", "--status-fd", "1", "--decrypt"])
-            .arg(&nested),
-        b"",
-    );
-    let status = text(&out.stdout);
+    let (out, status) = front.status_of(env, &nested);
     assert!(status.contains("[GNUPG:] DECRYPTION_FAILED"), "{status}");
     assert!(!status.contains("DECRYPTION_OKAY"), "{status}");
     assert_eq!(out.status.code(), Some(2), "{status}");
@@ -631,14 +636,7 @@ pub fn gpgme_never_hears_success_for_what_gpg_could_not_read(env: &Env) {
     let result = front.gpgme(env, "engine", &message);
     assert_eq!(result["plain"], SECRET, "{result}");
     assert!(result.get("error").is_none(), "{result}");
-    let out = run(
-        front
-            .client(env, &mut Command::new(bin_dir().join("cardecrypt-gpg")))
-            .args(["--batch", "--status-fd", "1", "--decrypt"])
-            .arg(&message),
-        b"",
-    );
-    let status = text(&out.stdout);
+    let (_, status) = front.status_of(env, &message);
     assert!(status.contains("[GNUPG:] NO_PUBKEY"), "{status}");
     assert!(status.contains("[GNUPG:] DECRYPTION_OKAY"), "{status}");
 }
