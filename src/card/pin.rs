@@ -89,18 +89,18 @@ pub fn unlock(
 ) -> Result<bool> {
     let given = read_pin(&policy.source)?;
     let mut tries = info.pw1_tries;
-    // Ask the card first, also when a PIN was given: a card still unlocked needs none. An
-    // empty VERIFY answers 9000 (verified) or 63Cx (x tries left) and spends nothing. A card
-    // another program (scdaemon) unlocked is then used as it is, and not locked after us,
-    // which would leave that program believing in a PIN state the card no longer has.
-    match tx.card().check_pw1_user() {
-        Ok(()) => return Ok(false),
-        Err(openpgp_card::Error::CardStatus(StatusBytes::PasswordNotChecked(n))) => tries = n,
-        Err(_) => {}
-    }
     let pin = match given {
         Some(pin) => pin,
         None => {
+            // Ask the card before asking the user: a card still unlocked needs no PIN. An
+            // empty VERIFY answers 9000 (verified) or 63Cx (x tries left) and spends nothing.
+            match tx.card().check_pw1_user() {
+                Ok(()) => return Ok(false),
+                Err(openpgp_card::Error::CardStatus(StatusBytes::PasswordNotChecked(n))) => {
+                    tries = n
+                }
+                Err(_) => {}
+            }
             check_tries(tries, policy.allow_last_try)?;
             if policy.batch {
                 return Err(Error::PinUnavailable(
