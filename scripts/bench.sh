@@ -213,9 +213,10 @@ row() {
   line=$(awk -v n="$name" -v m="$mib" -v t="$t_ours" -v r="$rss_ours" \
     'BEGIN{printf "| %-34s | %7.0f | %5.1f MiB |", n, m / (t / 1e6), r / 1024}')
   if [ -n "$theirs" ]; then
-    # cardecrypt made the card forget the PIN it sent; scdaemon, which caches that it
-    # verified, is restarted and warmed up (untimed) before gpg's runs.
-    gpgconf --kill scdaemon
+    # cardecrypt made the card forget the PIN it sent; the agent and scdaemon, which caches
+    # that it verified, are restarted and warmed up (untimed) before gpg's runs.
+    gpgconf --kill all
+    gpg --batch --quiet --card-status >/dev/null 2>&1 || true
     bash -c "$theirs" >/dev/null 2>&1 || true
     read -r t_theirs _ < <(median_run "$theirs")
     awk -v l="$line" -v m="$mib" -v a="$t_ours" -v b="$t_theirs" \
