@@ -20,44 +20,6 @@ use common::*;
 
 const BODY: &str = "the launch code is 0000, tell nobody";
 
-/// A gpg home with the fixture keys: cv25519 and rsa2048 public, nistp256 secret (signer).
-struct Gpg {
-    home: tempfile::TempDir,
-}
-
-impl Gpg {
-    fn new() -> Gpg {
-        let home = tempfile::tempdir().expect("tempdir");
-        let gpg = Gpg { home };
-        let keys = data_dir().join("keys");
-        for f in ["cv25519.pub.asc", "rsa2048.pub.asc", "nistp256.sec.asc"] {
-            gpg.run(&["--import", keys.join(f).to_str().expect("utf8")], b"");
-        }
-        gpg
-    }
-
-    fn run(&self, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-        piped(
-            Command::new("gpg")
-                .arg("--homedir")
-                .arg(self.home.path())
-                .args(["--batch", "--no-tty", "--trust-model", "always", "--quiet"])
-                .args(args),
-            stdin,
-        )
-    }
-}
-
-impl Drop for Gpg {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf")
-            .arg("--homedir")
-            .arg(self.home.path())
-            .args(["--kill", "all"])
-            .status();
-    }
-}
-
 fn json(i: &Inspection) -> String {
     serde_json::to_string(i).expect("json")
 }

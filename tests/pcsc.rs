@@ -580,36 +580,6 @@ fn peak_rss(cmd: &Command, stdout: Stdio) -> (std::process::ExitStatus, u64) {
     peak_rss_with(cmd, Stdio::null(), stdout)
 }
 
-/// [`peak_rss`] with the child's standard input given.
-fn peak_rss_with(cmd: &Command, stdin: Stdio, stdout: Stdio) -> (std::process::ExitStatus, u64) {
-    let report = tempfile::NamedTempFile::new().expect("temp");
-    let mut timed = Command::new("/usr/bin/time");
-    timed
-        .args(["-f", "%M", "-o"])
-        .arg(report.path())
-        .arg(cmd.get_program());
-    timed.args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => timed.env(k, v),
-            None => timed.env_remove(k),
-        };
-    }
-    let status = timed
-        .stdin(stdin)
-        .stdout(stdout)
-        .stderr(Stdio::null())
-        .status()
-        .expect("/usr/bin/time (apt-get install time)");
-    let kib = std::fs::read_to_string(report.path())
-        .expect("time report")
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .expect("peak RSS");
-    (status, kib)
-}
-
 /// A 200 MiB message, to a file and to a pipe, and through cardecrypt-gpg, in at most 64 MiB
 /// (peak RSS of the decrypting process); tampered, it leaves no
 /// file and writes nothing; killed with SIGTERM while writing, it leaves nothing behind.

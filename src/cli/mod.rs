@@ -71,12 +71,16 @@ pub enum Command {
     /// whole email also the header fields in the clear, the Received: path, the mail client,
     /// and the parts outside the encryption. With --decrypt the card decrypts as usual and
     /// the inside is described (cipher, compression, file name, signatures, protected
-    /// headers, structure), never the body text.
+    /// headers, structure), never the body text. With --mailbox, the same over a whole
+    /// maildir or mbox: what leaks, how often, per month and per correspondent.
     #[command(after_help = "Examples:
   cardecrypt inspect message.asc
   cardecrypt inspect mail.eml
   cardecrypt inspect --decrypt mail.eml
-  cardecrypt inspect --json message.asc")]
+  cardecrypt inspect --json message.asc
+  cardecrypt inspect --mailbox ~/Mail/INBOX
+  cardecrypt inspect --mailbox ~/Mail --recursive --html report.html
+  cardecrypt inspect --mailbox ~/Mail/Sent --json")]
     Inspect(InspectArgs),
 
     /// Check pcscd, readers, cards, PIN counters, udev rules and mail client settings
@@ -152,6 +156,37 @@ pub struct InspectArgs {
     /// With --decrypt: check signatures against the certificates in FILE (repeatable)
     #[arg(long, value_name = "FILE")]
     pub signer_certs: Vec<std::path::PathBuf>,
+    #[command(flatten)]
+    pub mailbox: MailboxArgs,
+}
+
+/// `inspect --mailbox`: a whole maildir or mbox instead of one message.
+#[derive(clap::Args, Debug)]
+pub struct MailboxArgs {
+    /// Look at every message of a maildir (cur/, new/) or mbox file: totals, leaks per
+    /// month and per correspondent (no card, PIN or pcscd; nothing is decrypted)
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["file", "decrypt", "signer_certs"])]
+    pub mailbox: Option<std::path::PathBuf>,
+    /// With --mailbox: every maildir and mbox file under PATH
+    #[arg(long, requires = "mailbox")]
+    pub recursive: bool,
+    /// With --mailbox: group correspondents by the domain of their address
+    #[arg(long, requires = "mailbox")]
+    pub by_domain: bool,
+    /// With --mailbox: one of your own addresses (repeatable); your mail is reported apart,
+    /// with the settings to change in your client. Without it, a folder named Sent is yours
+    #[arg(long, value_name = "ADDRESS", requires = "mailbox")]
+    pub me: Vec<String>,
+    /// With --mailbox: also write the report as one self-contained HTML page (mode 0600)
+    #[arg(long, value_name = "FILE", requires = "mailbox")]
+    pub html: Option<std::path::PathBuf>,
+    /// With --mailbox: write the text or JSON report into FILE (mode 0600) instead of
+    /// standard output
+    #[arg(short, long, value_name = "FILE", requires = "mailbox")]
+    pub output: Option<std::path::PathBuf>,
+    /// With --html or --output: replace a file that exists
+    #[arg(long, requires = "mailbox")]
+    pub overwrite: bool,
 }
 
 /// The unlock holder's arguments (cardecrypt starts it itself).

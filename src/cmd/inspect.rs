@@ -14,6 +14,9 @@ use crate::{
 };
 
 pub fn run(args: &InspectArgs, verbose: bool) -> Result<()> {
+    if let Some(path) = &args.mailbox.mailbox {
+        return mailbox(path, args);
+    }
     let cards = card_keys();
     let (mut inspection, input) = outside(args, &cards)?;
     if args.decrypt {
@@ -162,4 +165,65 @@ fn decrypt_inside(
         Inspected::Gone => return Err(Error::Other("the input was not kept for --decrypt".into())),
     }
     Ok(())
+}
+
+/// `--mailbox`: the survey, as text or JSON, and the HTML page; a progress line on a terminal.
+fn mailbox(path: &std::path::Path, args: &InspectArgs) -> Result<()> {
+    use std::io::IsTerminal;
+    let m = &args.mailbox;
+    let options = inspect::mailbox::Options {
+        recursive: m.recursive,
+        by_domain: m.by_domain,
+        me: m.me.clone(),
+    };
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
+    let survey = inspect::mailbox::survey(path, &options, &mut |n, bytes| progress.show(n, bytes));
+    progress.clear();
+    let survey = survey?;
+    if let Some(html) = &m.html {
+        let page = inspect::mailbox::html::render(&survey);
+        crate::output::write_file(html, page.as_bytes(), m.overwrite)?;
+    }
+    let report = if args.json {
+        let text =
+            serde_json::to_string_pretty(&survey).map_err(|e| Error::Other(e.to_string()))?;
+        format!("{text}\n")
+    } else {
+        inspect::mailbox::text::render(&survey)
+    };
+    match &m.output {
+        Some(file) => crate::output::write_file(file, report.as_bytes(), m.overwrite),
+        None => super::print(&report),
+    }
+}
+
+/// "1234 messages, 56.7 MiB" on standard error, rewritten at most every 200 ms.
+struct Progress {
+    on: bool,
+    last: Option<std::time::Instant>,
+}
+
+impl Progress {
+    fn new(on: bool) -> Progress {
+        Progress { on, last: None }
+    }
+
+    fn show(&mut self, messages: u64, bytes: u64) {
+        let due = self
+            .last
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(200));
+        if self.on && due {
+            self.last = Some(std::time::Instant::now());
+            eprint!(
+                "\rcardecrypt: {messages} messages, {:.1} MiB read",
+                bytes as f64 / f64::from(1u32 << 20)
+            );
+        }
+    }
+
+    fn clear(&self) {
+        if self.on && self.last.is_some() {
+            eprint!("\r\x1b[K");
+        }
+    }
 }

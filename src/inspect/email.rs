@@ -55,6 +55,10 @@ pub struct EmailFacts {
     pub encrypted: Vec<MessageFacts>,
     /// Parts readable without the key, besides the PGP/MIME control part.
     pub clear_parts: usize,
+    /// Signed outside any encryption (multipart/signed, or a cleartext-signed text).
+    pub signed: bool,
+    /// Encrypted parts whose OpenPGP packets could not be read: (part, why).
+    pub unreadable: Vec<(String, String)>,
 }
 
 /// Fields that name the sender's machine, address, network or software.
@@ -124,6 +128,8 @@ pub fn read(bytes: &[u8]) -> EmailFacts {
         parts: Vec::new(),
         encrypted: Vec::new(),
         clear_parts: 0,
+        signed: false,
+        unreadable: Vec::new(),
     };
     walk(&top, "1", 0, &mut facts);
     facts.clear_parts = facts
@@ -151,6 +157,7 @@ fn walk(e: &Entity<'_>, path: &str, depth: usize, facts: &mut EmailFacts) {
         protection: "clear".into(),
     };
     if ct.mime.starts_with("multipart/") {
+        facts.signed |= ct.is("multipart/signed");
         facts.parts.push(part);
         let Some(boundary) = ct.param("boundary") else {
             return;
@@ -173,9 +180,12 @@ fn walk(e: &Entity<'_>, path: &str, depth: usize, facts: &mut EmailFacts) {
                     size: payload.len(),
                     protection: "pgp-mime".into(),
                 });
-                if let Ok(m) = openpgp::read(&payload) {
-                    facts.encrypted.push(m);
-                }
+                let at = facts
+                    .parts
+                    .last()
+                    .map(|p| p.path.clone())
+                    .unwrap_or_default();
+                facts.add_message(openpgp::read(&payload), at);
             } else {
                 walk(&child, &child_path, depth + 1, facts);
             }
@@ -184,13 +194,12 @@ fn walk(e: &Entity<'_>, path: &str, depth: usize, facts: &mut EmailFacts) {
     }
     let body = e.decoded_body();
     if ct.mime.starts_with("text/") || ct.is("application/pgp") {
+        facts.signed |= find(&body, b"-----BEGIN PGP SIGNED MESSAGE-----").is_some();
         let blocks = armored_blocks(&body);
         if !blocks.is_empty() {
             part.protection = "inline-pgp".into();
             for block in blocks {
-                if let Ok(m) = openpgp::read(block) {
-                    facts.encrypted.push(m);
-                }
+                facts.add_message(openpgp::read(block), path.to_string());
             }
         }
     } else if ct.is("application/pgp-encrypted") || ct.is("application/octet-stream") {
@@ -200,6 +209,16 @@ fn walk(e: &Entity<'_>, path: &str, depth: usize, facts: &mut EmailFacts) {
         }
     }
     facts.parts.push(part);
+}
+
+impl EmailFacts {
+    /// Keeps an OpenPGP message found in part `at`, or why it could not be read.
+    fn add_message(&mut self, read: crate::error::Result<MessageFacts>, at: String) {
+        match read {
+            Ok(m) => self.encrypted.push(m),
+            Err(e) => self.unreadable.push((at, e.to_string())),
+        }
+    }
 }
 
 fn filename(e: &Entity<'_>, ct: &ContentType) -> Option<String> {

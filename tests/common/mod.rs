@@ -373,3 +373,76 @@ pub fn peer_corpus(test: &str) -> Option<PathBuf> {
     );
     None
 }
+
+/// A gpg home with the fixture keys: cv25519 and rsa2048 public, nistp256 secret (signer).
+pub struct Gpg {
+    pub home: tempfile::TempDir,
+}
+
+impl Gpg {
+    pub fn new() -> Gpg {
+        let home = tempfile::tempdir().expect("tempdir");
+        let gpg = Gpg { home };
+        let keys = data_dir().join("keys");
+        for f in ["cv25519.pub.asc", "rsa2048.pub.asc", "nistp256.sec.asc"] {
+            gpg.run(&["--import", keys.join(f).to_str().expect("utf8")], b"");
+        }
+        gpg
+    }
+
+    pub fn run(&self, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+        piped(
+            std::process::Command::new("gpg")
+                .arg("--homedir")
+                .arg(self.home.path())
+                .args(["--batch", "--no-tty", "--trust-model", "always", "--quiet"])
+                .args(args),
+            stdin,
+        )
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(self.home.path())
+            .args(["--kill", "all"])
+            .status();
+    }
+}
+
+/// Peak resident memory (KiB) of `cmd` run under GNU time with the given standard input and
+/// output, and its exit status.
+pub fn peak_rss_with(
+    cmd: &std::process::Command,
+    stdin: std::process::Stdio,
+    stdout: std::process::Stdio,
+) -> (std::process::ExitStatus, u64) {
+    let report = tempfile::NamedTempFile::new().expect("temp");
+    let mut timed = std::process::Command::new("/usr/bin/time");
+    timed
+        .args(["-f", "%M", "-o"])
+        .arg(report.path())
+        .arg(cmd.get_program());
+    timed.args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
+    let status = timed
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("/usr/bin/time (apt-get install time)");
+    let kib = std::fs::read_to_string(report.path())
+        .expect("time report")
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("peak RSS");
+    (status, kib)
+}
