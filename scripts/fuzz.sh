@@ -22,7 +22,11 @@ seed() {
   mkdir -p "$dir"
   case $target in
     message) cp "$top"/tests/data/*.gpg "$top"/tests/data/*.asc "$dir"/ 2>/dev/null || true ;;
-    mail) cp "$top"/tests/data/mail/* "$dir"/ 2>/dev/null || true ;;
+    mail) cp "$top"/tests/data/mail/* "$dir"/ 2>/dev/null || true
+          # The same mail as an mbox, for inspect --mailbox's splitting.
+          for f in "$top"/tests/data/mail/*.eml; do
+            printf 'From a@example.org Mon Nov 23 10:00:00 2026\n'; cat "$f"; echo
+          done > "$dir/seed.mbox" ;;
     parsers) printf 'keep-unlocked = 10m\npinentry = ~/p\n' > "$dir/config"
              printf -- '--status-fd\0002\0--decrypt\0-&3' > "$dir/gpg-args" ;;
     card_responses) printf '\002\220\000' > "$dir/ok" ;;

@@ -12,224 +12,12 @@ use std::{
     process::{Command, Output},
 };
 
+#[path = "mailbox/fixture.rs"]
+mod fixture;
+
 use common::*;
+use fixture::*;
 use serde_json::Value;
-
-const BODY: &str = "the mailbox body that must never be shown";
-
-/// One email of the fixture mailbox: who sent it, when (for the mbox "From " line), bytes.
-struct Mail {
-    from: &'static str,
-    bytes: Vec<u8>,
-}
-
-/// The fixture mail: what each one leaks is listed beside it, and the tests' numbers are the
-/// sums of these lists.
-fn fixture_mail(gpg: &Gpg, ojs: &Path) -> Vec<Mail> {
-    let cv = "cv25519@cardecrypt.test";
-    let mut out = Vec::new();
-    // alice, October, gpg: subject, key ids, Version + User-Agent, Received IP, a file
-    // outside, SEIPD v1, time zone +0200.
-    let armored = gpg.run(
-        &["--armor", "--emit-version", "-r", cv, "--encrypt"],
-        BODY.as_bytes(),
-    );
-    out.push(Mail {
-        from: "alice@example.org",
-        bytes: email(
-            "From: Alice <alice@example.org>\nSubject: Quarterly numbers\n\
-             Date: Fri, 16 Oct 2026 09:30:00 +0200\nUser-Agent: Mutt/2.2.9\n\
-             Received: from mx.example.org (mx.example.org [192.0.2.1]) by \
-             imap.example.org; Fri, 16 Oct 2026 07:30:05 +0000\n\
-             Received: from laptop (dsl.example.net [198.51.100.7]) by mx.example.org; \
-             Fri, 16 Oct 2026 07:30:02 +0000\n",
-            &armored,
-            Some("budget.xlsx"),
-        ),
-    });
-    // alice, November, gpg: hidden recipient, protected subject: SEIPD v1 only.
-    let hidden = gpg.run(
-        &["--armor", "--throw-keyids", "-r", cv, "--encrypt"],
-        BODY.as_bytes(),
-    );
-    out.push(Mail {
-        from: "alice@example.org",
-        bytes: email(
-            "From: Alice <alice@example.org>\nSubject: ...\n\
-             Date: Mon, 2 Nov 2026 08:00:00 +0000\n",
-            &hidden,
-            None,
-        ),
-    });
-    // bob, November, OpenPGP.js SEIPD v2: subject, key ids, X-Mailer, X-Originating-IP,
-    // Autocrypt.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (secret, public) = (dir.path().join("bob.sec"), dir.path().join("bob.pub"));
-    node_script(
-        "encrypt.mjs",
-        "OPENPGPJS",
-        ojs,
-        &["genkey", &path(&secret), &path(&public)],
-        b"",
-    );
-    let v2 = node_script(
-        "encrypt.mjs",
-        "OPENPGPJS",
-        ojs,
-        &["v2", "armored", &path(&public)],
-        BODY.as_bytes(),
-    );
-    out.push(Mail {
-        from: "bob@example.net",
-        bytes: email(
-            "From: bob@example.net\nSubject: lunch\nDate: Tue, 10 Nov 2026 12:00:00 +0000\n\
-             X-Mailer: WebMail 4.1\nX-Originating-IP: [203.0.113.9]\n\
-             Autocrypt: addr=bob@example.net; keydata=AAAA\n",
-            &v2,
-            None,
-        ),
-    });
-    // carol, October, Sequoia's session key in a SED container, inline: subject, key ids,
-    // no integrity, inline PGP, time zone -0500.
-    out.push(Mail {
-        from: "carol@example.com",
-        bytes: format!(
-            "From: Carol <carol@example.com>\nTo: me@example.org\nSubject: old school\n\
-             Date: Sat, 31 Oct 2026 23:59:00 -0500\n\nHello,\n\n{}\nCarol\n",
-            String::from_utf8(sed_message()).expect("armor")
-        )
-        .into_bytes(),
-    });
-    // carol, November: signed only (multipart/signed, a real gpg signature).
-    let signature = gpg.run(
-        &["--armor", "--detach-sign", "-u", "nistp256@cardecrypt.test"],
-        b"hi\r\n",
-    );
-    out.push(Mail {
-        from: "carol@example.com",
-        bytes: format!(
-            "From: Carol <carol@example.com>\nSubject: signed\n\
-             Date: Sun, 1 Nov 2026 10:00:00 +0000\nMIME-Version: 1.0\nContent-Type: \
-             multipart/signed; protocol=\"application/pgp-signature\"; micalg=pgp-sha256; \
-             boundary=\"signed-boundary-carol-000000000001\"\n\n\
-             --signed-boundary-carol-000000000001\nContent-Type: text/plain\n\nhi\n\
-             --signed-boundary-carol-000000000001\nContent-Type: application/pgp-signature\n\n{}\n\
-             --signed-boundary-carol-000000000001--\n",
-            String::from_utf8_lossy(&signature)
-        )
-        .into_bytes(),
-    });
-    // dave, November: nothing encrypted.
-    out.push(Mail {
-        from: "dave@example.com",
-        bytes: b"From: dave@example.com\nSubject: hello\nDate: Wed, 4 Nov 2026 10:00:00 +0000\n\n\
-                 just text\n"
-            .to_vec(),
-    });
-    // me, November, gpg: subject, key ids, User-Agent, SEIPD v1.
-    let mine = gpg.run(&["--armor", "-r", cv, "--encrypt"], BODY.as_bytes());
-    out.push(Mail {
-        from: "me@example.org",
-        bytes: email(
-            "From: Me <me@example.org>\nSubject: my plans\n\
-             Date: Thu, 5 Nov 2026 10:00:00 +0000\nUser-Agent: Thunderbird 115\n",
-            &mine,
-            None,
-        ),
-    });
-    // Not an email at all: counted as malformed, never fatal.
-    out.push(Mail {
-        from: "nobody@example.com",
-        bytes: b"\x00\x01 this is not an email\n\nat all\n".to_vec(),
-    });
-    out
-}
-
-fn path(p: &Path) -> String {
-    p.to_str().expect("utf8").to_string()
-}
-
-/// A PGP/MIME email with `headers`, the armored message, and optionally a file beside it.
-fn email(headers: &str, armored: &[u8], outside: Option<&str>) -> Vec<u8> {
-    let inner = format!(
-        "Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; \
-         boundary=\"encrypted-boundary-0000000000000001\"\n\n\
-         --encrypted-boundary-0000000000000001\nContent-Type: application/pgp-encrypted\n\n\
-         Version: 1\n\n--encrypted-boundary-0000000000000001\nContent-Type: \
-         application/octet-stream; name=\"encrypted.asc\"\n\n{}\n\
-         --encrypted-boundary-0000000000000001--\n",
-        String::from_utf8_lossy(armored)
-    );
-    let body = match outside {
-        None => inner,
-        Some(name) => format!(
-            "Content-Type: multipart/mixed; boundary=\"mixed-boundary-0000000000000001\"\n\n\
-             --mixed-boundary-0000000000000001\n{inner}\n--mixed-boundary-0000000000000001\n\
-             Content-Type: application/vnd.ms-excel; name=\"{name}\"\nContent-Disposition: \
-             attachment; filename=\"{name}\"\nContent-Transfer-Encoding: base64\n\nAAECAw==\n\
-             --mixed-boundary-0000000000000001--\n"
-        ),
-    };
-    format!("{headers}To: me@example.org\nMIME-Version: 1.0\n{body}").into_bytes()
-}
-
-/// Sequoia's encrypted session key for the cv25519 key, followed by a SED packet (what very
-/// old programs wrote): the outside is all that matters here.
-fn sed_message() -> Vec<u8> {
-    use sequoia_openpgp::{
-        armor::{Kind, Writer},
-        parse::{PacketParser, PacketParserResult, Parse},
-        serialize::Serialize,
-        Packet,
-    };
-    use std::io::Write;
-    let message = encrypt(&[&cert("cv25519")], b"x", Form::default());
-    let mut binary = Vec::new();
-    let mut ppr = PacketParser::from_bytes(&message).expect("parse");
-    while let PacketParserResult::Some(pp) = ppr {
-        let (packet, next) = pp.next().expect("next");
-        if let Packet::PKESK(_) = packet {
-            packet.serialize(&mut binary).expect("serialize");
-        }
-        ppr = next;
-    }
-    let body = [0x5au8; 300];
-    let length = body.len() - 192;
-    binary.extend_from_slice(&[0xc9, (length >> 8) as u8 + 192, (length & 0xff) as u8]);
-    binary.extend_from_slice(&body);
-    let mut armored = Vec::new();
-    let mut w = Writer::new(&mut armored, Kind::Message).expect("armor");
-    w.write_all(&binary).expect("write");
-    w.finalize().expect("finalize");
-    armored
-}
-
-/// The fixture as a maildir (one file each, in cur/).
-fn write_maildir(dir: &Path, mail: &[Mail]) {
-    for sub in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
-    }
-    for (n, m) in mail.iter().enumerate() {
-        let name = format!("17000000{n:02}.M{n}P1.host:2,S");
-        std::fs::write(dir.join("cur").join(name), &m.bytes).expect("write");
-    }
-}
-
-/// The fixture as an mbox ("From " lines, body lines that begin with "From " quoted).
-fn mbox_bytes(mail: &[Mail]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for m in mail {
-        out.extend_from_slice(format!("From {} Thu Nov  5 10:00:00 2026\n", m.from).as_bytes());
-        for line in m.bytes.split_inclusive(|&b| b == b'\n') {
-            if line.starts_with(b"From ") {
-                out.push(b'>');
-            }
-            out.extend_from_slice(line);
-        }
-        out.push(b'\n');
-    }
-    out
-}
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cardecrypt"))
@@ -283,7 +71,7 @@ fn fixture() -> Option<Fixture> {
 }
 
 /// The numbers every form of the fixture must give (the sums of the lists in
-/// [`fixture_mail`]).
+/// [`fixture::fixture_mail`]).
 fn check_counts(s: &Value) {
     assert_eq!(s["version"], 1);
     assert_eq!(s["messages"], 8);
@@ -741,4 +529,43 @@ fn browser_text(page: &Path, dir: &Path) -> Option<String> {
         let _ = std::fs::copy(&shot, PathBuf::from(keep));
     }
     Some(String::from_utf8_lossy(&ocr.stdout).into_owned())
+}
+
+/// On a terminal (a pseudo-terminal from `script`), a progress line on standard error, erased
+/// at the end; off a terminal none (checked above).
+#[test]
+fn a_terminal_gets_a_progress_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inbox = dir.path().join("INBOX");
+    let mail: Vec<Mail> = (0..3)
+        .map(|n| Mail {
+            from: "dave@example.com",
+            bytes: format!("From: dave@example.com\nSubject: {n}\n\ntext\n").into_bytes(),
+        })
+        .collect();
+    write_maildir(&inbox, &mail);
+    let report = dir.path().join("report.json");
+    let command = format!(
+        "{} inspect --mailbox {} --json -o {}",
+        env!("CARGO_BIN_EXE_cardecrypt"),
+        inbox.display(),
+        report.display()
+    );
+    let out = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux)");
+    assert!(out.status.success(), "{out:?}");
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        terminal.contains("\rcardecrypt: messages read: 1 (0.0 MiB)"),
+        "{terminal:?}"
+    );
+    assert!(
+        terminal.ends_with("\r\x1b[K"),
+        "erased at the end: {terminal:?}"
+    );
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    assert_eq!(s["kinds"]["clear"], 3);
 }

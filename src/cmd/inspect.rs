@@ -197,7 +197,7 @@ fn mailbox(path: &std::path::Path, args: &InspectArgs) -> Result<()> {
     }
 }
 
-/// "1234 messages, 56.7 MiB" on standard error, rewritten at most every 200 ms.
+/// "messages read: 1234 (56.7 MiB)" on standard error, rewritten at most every 200 ms.
 struct Progress {
     on: bool,
     last: Option<std::time::Instant>,
@@ -215,7 +215,7 @@ impl Progress {
         if self.on && due {
             self.last = Some(std::time::Instant::now());
             eprint!(
-                "\rcardecrypt: {messages} messages, {:.1} MiB read",
+                "\rcardecrypt: messages read: {messages} ({:.1} MiB)",
                 bytes as f64 / f64::from(1u32 << 20)
             );
         }

@@ -36,20 +36,21 @@ pub enum Leak {
     NotEncrypted,
 }
 
-/// Every kind of leak, in the order reports list them when counts tie.
+/// Every kind of leak, weightiest first: reports list them in this order when counts tie,
+/// so a correspondent's first change is the one that matters most.
 pub const KINDS: &[&str] = &[
-    "subject_in_clear",
-    "recipient_key_ids",
-    "sender_software",
-    "sender_address",
-    "parts_outside",
+    "not_encrypted",
     "no_integrity",
-    "seipd_v1",
+    "subject_in_clear",
+    "parts_outside",
     "inline_pgp",
+    "recipient_key_ids",
+    "sender_address",
+    "seipd_v1",
+    "sender_software",
     "other_recipients",
     "time_zone",
     "autocrypt",
-    "not_encrypted",
 ];
 
 impl Leak {

@@ -191,7 +191,7 @@ fn read_file(path: &Path) -> std::result::Result<Message, Unreadable> {
 }
 
 /// Splits an mbox at "From " lines that follow an empty line (or start the file).
-fn split_mbox(
+pub fn split_mbox(
     mut input: impl BufRead,
     path: &Path,
     each: &mut dyn FnMut(std::result::Result<Message, Unreadable>),

@@ -115,8 +115,10 @@ fn correspondent(line: &mut impl FnMut(usize, &str), c: &Correspondent, changes:
     line(
         2,
         &format!(
-            "{}: {} messages, {} encrypted",
-            c.who, c.messages, c.encrypted
+            "{}: {}, {} encrypted",
+            c.who,
+            messages(c.messages),
+            c.encrypted
         ),
     );
     if !c.leaks.is_empty() {
@@ -153,6 +155,11 @@ fn row(label: &str, n: u64, share: f64, bar: bool) -> String {
     format!("{label:<LABEL$} {n:>7} {:>5.1}% {hashes}", share * 100.0)
         .trim_end()
         .to_string()
+}
+
+/// "1 message", "2 messages".
+fn messages(n: u64) -> String {
+    format!("{n} message{}", if n == 1 { "" } else { "s" })
 }
 
 fn counts(c: &[Count]) -> String {
