@@ -205,6 +205,10 @@ fn a_maildir_is_counted_per_leak_month_and_correspondent() {
         alice["changes"],
         serde_json::json!(["move to SEIPD v2 (RFC 9580)", "protect the subject"])
     );
+    assert_eq!(
+        alice["how"],
+        serde_json::json!([{"value": "PGP/MIME, SEIPDv1", "count": 2}])
+    );
     let software = alice["software"].to_string();
     assert!(
         software.contains("Version: GnuPG") && software.contains("Mutt/2.2.9"),
@@ -219,6 +223,15 @@ fn a_maildir_is_counted_per_leak_month_and_correspondent() {
         "OpenPGP.js wrote SEIPD v2"
     );
     let carol = correspondent(&s, "carol@example.com");
+    let how = carol["how"].to_string();
+    assert!(
+        how.contains("inline PGP, SED") && how.contains("signed only"),
+        "{how}"
+    );
+    assert_eq!(
+        correspondent(&s, "bob@example.net")["how"][0]["value"],
+        "PGP/MIME, SEIPDv2"
+    );
     assert_eq!(leak(&carol["leaks"], "not_encrypted"), 1);
     assert_eq!(leak(&carol["leaks"], "no_integrity"), 1);
     let dave = correspondent(&s, "dave@example.com");

@@ -151,6 +151,12 @@ fn person(p: &mut String, c: &Correspondent, changes: &str) {
         c.messages,
         c.encrypted
     );
+    let how: Vec<String> = c
+        .how
+        .iter()
+        .map(|h| format!("{} ({})", esc(&h.value), h.count))
+        .collect();
+    let _ = write!(p, " How: {}.", how.join(", "));
     if !c.software.is_empty() {
         let names: Vec<String> = c.software.iter().map(|s| esc(&s.value)).collect();
         let _ = write!(p, " Software: {}.", names.join(", "));

@@ -102,6 +102,8 @@ pub struct Correspondent {
     pub who: String,
     pub messages: u64,
     pub encrypted: u64,
+    /// How their mail came: "PGP/MIME, SEIPDv1", "inline PGP, SED", "signed only", "clear".
+    pub how: Vec<Count>,
     /// Over their encrypted mail, most first; `not_encrypted` over all of it.
     pub leaks: Vec<LeakCount>,
     /// The software their mail names.

@@ -176,6 +176,10 @@ pub fn messages(
 
 fn read_file(path: &Path) -> std::result::Result<Message, Unreadable> {
     let location = path.display().to_string();
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        // A FIFO or device would block or never end: not a message.
+        return Err((location, "not a regular file".into()));
+    }
     let read = || -> std::io::Result<Message> {
         let file = File::open(path)?;
         let size = file.metadata()?.len();

@@ -127,11 +127,13 @@ struct Sender {
     encrypted: u64,
     leaks: LeakSet,
     software: Counter,
+    how: Counter,
 }
 
 impl Sender {
-    fn add(&mut self, encrypted: bool, found: &[Leak]) {
+    fn add(&mut self, how: &str, encrypted: bool, found: &[Leak]) {
         self.messages += 1;
+        self.how.add(how);
         for leak in found.iter().filter(|l| l.kind() == "sender_software") {
             leak.details().iter().for_each(|d| self.software.add(d));
         }
@@ -162,6 +164,7 @@ impl Sender {
             who,
             messages: self.messages,
             encrypted: self.encrypted,
+            how: self.how.top(TOP_DETAILS),
             leaks,
             software: self.software.top(TOP_DETAILS),
             changes,
@@ -244,17 +247,20 @@ impl Tally {
             return self.malformed(m.location.clone(), format!("part {part}: {why}"));
         }
         let found = leaks::of_email(&facts);
-        let encrypted = self.count_kind(&facts);
+        let kind = self.count_kind(&facts);
+        let encrypted = kind.starts_with("PGP/MIME") || kind.starts_with("inline");
+        let mut how = kind.to_string();
         if encrypted {
             self.leaks.add(&found);
-            let mut kinds: Vec<&str> = facts
+            let mut containers: Vec<&str> = facts
                 .encrypted
                 .iter()
                 .filter_map(|e| e.container.as_ref().map(|c| c.kind.as_str()))
                 .collect();
-            kinds.sort_unstable();
-            kinds.dedup();
-            kinds.iter().for_each(|k| self.containers.add(k));
+            containers.sort_unstable();
+            containers.dedup();
+            containers.iter().for_each(|k| self.containers.add(k));
+            how = format!("{kind}, {}", containers.join(" + "));
         }
         self.count_month(&facts, encrypted, &found);
         let from = facts.from.as_deref().map(address);
@@ -262,25 +268,28 @@ impl Tally {
         if mine {
             self.mine
                 .get_or_insert_with(Sender::default)
-                .add(encrypted, &found);
+                .add(&how, encrypted, &found);
         } else {
-            self.sender(from).add(encrypted, &found);
+            self.sender(from).add(&how, encrypted, &found);
         }
     }
 
-    /// Counts the message's kind; whether it is encrypted.
-    fn count_kind(&mut self, facts: &EmailFacts) -> bool {
+    /// Counts the message's kind, and names it.
+    fn count_kind(&mut self, facts: &EmailFacts) -> &'static str {
         let has = |p: &str| facts.parts.iter().any(|part| part.protection == p);
         if has("pgp-mime") {
             self.kinds.pgp_mime += 1;
+            "PGP/MIME"
         } else if has("inline-pgp") {
             self.kinds.inline += 1;
+            "inline PGP"
         } else if facts.signed {
             self.kinds.signed_only += 1;
+            "signed only"
         } else {
             self.kinds.clear += 1;
+            "clear"
         }
-        has("pgp-mime") || has("inline-pgp")
     }
 
     fn count_month(&mut self, facts: &EmailFacts, encrypted: bool, found: &[Leak]) {

@@ -121,6 +121,7 @@ fn correspondent(line: &mut impl FnMut(usize, &str), c: &Correspondent, changes:
             c.encrypted
         ),
     );
+    line(4, &format!("how: {}", counts(&c.how)));
     if !c.leaks.is_empty() {
         let found: Vec<String> = c
             .leaks
