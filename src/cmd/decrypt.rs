@@ -69,6 +69,9 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
         ui.note(&check.summary(have_certs));
     }
     if verbose {
+        for why in &report.skipped {
+            ui.note(&format!("note: {why}"));
+        }
         ui.note(&format!(
             "decrypted with card {} key {} using {} APDUs",
             report.card, report.key_fingerprint, report.apdus

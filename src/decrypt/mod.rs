@@ -81,6 +81,8 @@ pub struct Report {
     pub librepgp: bool,
     /// Compression algorithm id inside, if the message was compressed.
     pub compression: Option<u8>,
+    /// Packets passed over (a session key of an unknown version, ...), and why.
+    pub skipped: Vec<String>,
 }
 
 impl Report {
@@ -224,6 +226,7 @@ pub fn decrypt_to(
     report.weak_cipher = facts.weak_cipher;
     report.librepgp = facts.librepgp;
     report.compression = facts.compression;
+    report.skipped = facts.skipped;
     result
 }
 

@@ -102,6 +102,8 @@ pub struct Facts {
     pub weak_cipher: Option<&'static str>,
     /// The compression algorithm id of the first compressed data packet inside.
     pub compression: Option<u8>,
+    /// Packets passed over, and why (said with `-v`).
+    pub skipped: Vec<String>,
 }
 
 /// A session key found in pass 1, kept for pass 2.
@@ -287,6 +289,14 @@ fn decrypt_packets(
         first = false;
         match header.tag {
             // SEIP, OCB/AEAD Encrypted Data (tag 20), SED.
+            18 | 20 | 9 if pkesks.is_empty() && skesks.is_empty() => {
+                if let Some(why) = pass.facts.skipped.first() {
+                    return Err(Error::Unsupported(format!(
+                        "no encrypted session key this program can read: {why}"
+                    )));
+                }
+                break (header.tag, header.length);
+            }
             18 | 20 | 9 => break (header.tag, header.length),
             // PKESK, SKESK, Marker, Padding: small, whole packets.
             1 | 3 | 10 | 21 => {
@@ -315,6 +325,16 @@ fn decrypt_packets(
                 }
                 if !matches!(header.tag, 1 | 3) {
                     continue;
+                }
+                if header.tag == 1 {
+                    if let Some(why) = unknown_pkesk(&body) {
+                        // RFC 9580: a session key packet of an unknown version or algorithm
+                        // is skipped, and another one may fit the card.
+                        if !pass.facts.skipped.contains(&why) {
+                            pass.facts.skipped.push(why);
+                        }
+                        continue;
+                    }
                 }
                 let packet = Packet::from_bytes(&crate::lenient::packet(header.tag, &body))
                     .map_err(|e| parse_error(armored, &e))?;
@@ -431,6 +451,31 @@ fn decrypt_packets(
         });
     }
     Ok(written)
+}
+
+/// Why the PKESK `body` is passed over, if it is: a version other than 3 and 6, or a public
+/// key algorithm that RFC 9580 does not define.
+fn unknown_pkesk(body: &[u8]) -> Option<String> {
+    let algo = match *body.first()? {
+        3 => *body.get(9)?,
+        6 => {
+            let named = usize::from(*body.get(1)?);
+            *body.get(2 + named)?
+        }
+        version => {
+            return Some(format!(
+                "an encrypted session key of version {version}, which this program does not \
+                 know, was passed over"
+            ))
+        }
+    };
+    // RSA (1-3), Elgamal (16), ECDH (18), X25519 (25), X448 (26).
+    (!matches!(algo, 1..=3 | 16 | 18 | 25 | 26)).then(|| {
+        format!(
+            "an encrypted session key for public key algorithm {algo}, which this program \
+             does not know, was passed over"
+        )
+    })
 }
 
 /// Whether a session key unwrapped from a PKESK can be the key of `container`.

@@ -345,7 +345,7 @@ pub fn plan(
                             .into(),
                     )
                 })?;
-                match key.clone().decrypt_secret(password) {
+                match unlock(cert, &key, password) {
                     Ok(key) => key,
                     Err(e) => match decrypt_padded_secret(&key, password) {
                         Some(key) => key,
@@ -362,6 +362,26 @@ pub fn plan(
             })
         })
         .collect()
+}
+
+/// Unlocks `key` with `password`. The key takes its role in `cert` first: RFC 9580's
+/// AEAD-protected secret keys (v6 keys, as sequoia and OpenPGP.js 6 lock them) bind the
+/// packet type, primary key or subkey, into the authentication.
+fn unlock(
+    cert: &sequoia_openpgp::Cert,
+    key: &Key<SecretParts, UnspecifiedRole>,
+    password: &sequoia_openpgp::crypto::Password,
+) -> sequoia_openpgp::Result<Key<SecretParts, UnspecifiedRole>> {
+    if key.fingerprint() == cert.fingerprint() {
+        let key = key.clone().role_into_primary().decrypt_secret(password)?;
+        Ok(key.role_into_unspecified())
+    } else {
+        let key = key
+            .clone()
+            .role_into_subordinate()
+            .decrypt_secret(password)?;
+        Ok(key.role_into_unspecified())
+    }
 }
 
 /// Unlocks a secret key whose decrypted material has non-minimal MPIs (GnuPG 2.1.5 wrote
