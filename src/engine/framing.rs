@@ -73,6 +73,15 @@ fn new_length(first: u8, r: &mut dyn Read) -> io::Result<Result<Length, HeaderEr
     }))
 }
 
+/// Reads the length of a partial body's next chunk (new format); `Truncated` at the end of
+/// the input.
+pub fn read_chunk_length(r: &mut dyn Read) -> io::Result<Result<Length, HeaderError>> {
+    match need(r)? {
+        Ok(first) => new_length(first, r),
+        Err(e) => Ok(Err(e)),
+    }
+}
+
 /// Reads one packet header; `Ok(None)` at a clean end of the input.
 pub fn read_header(r: &mut dyn Read) -> io::Result<Option<Result<Header, HeaderError>>> {
     let Some(ctb) = byte(r)? else {

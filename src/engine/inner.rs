@@ -47,7 +47,7 @@ pub(super) fn inner_message(
             .take()
             .unwrap_or_else(|| malformed_or_damaged(anyhow_chain(&e)))
     };
-    let mut decrypted = crate::lenient::Reframed::new(&mut decrypted);
+    let mut decrypted = super::reframe::Reframed::new(&mut decrypted);
     let mut verifier = VerifierBuilder::from_reader(&mut decrypted)
         .map(|b| b.buffer_size(VERIFIER_BUFFER).mapping(false))
         .and_then(|b| b.with_policy(&policy, None, helper))

@@ -18,8 +18,9 @@
 //!   other input is spooled (ciphertext only, mode 0600, unnamed) during pass 1.
 
 //!
-//! Inside: [`passes`] runs one pass and the two of a stream, [`packets`] walks the packets
-//! up to the encryption and opens it, [`inner`] reads the message inside and writes it out.
+//! Inside: `passes` runs one pass and the two of a stream, `packets` walks the packets up to
+//! the encryption and opens it, `inner` reads the message inside (`reframe` mending its
+//! framing first) and writes it out.
 
 pub mod aead;
 pub mod armor;
@@ -29,6 +30,7 @@ pub mod memory;
 pub mod ocb;
 mod packets;
 mod passes;
+mod reframe;
 pub mod seipd;
 pub mod source;
 pub mod symmetric;

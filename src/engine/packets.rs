@@ -225,6 +225,11 @@ fn session_key_packet(
             return Ok(());
         }
     }
+    // Non-minimal MPIs (old go crypto, gopenpgp) made minimal: the same values.
+    let mended = (tag == 1)
+        .then(|| crate::lenient::pkesk_body(body))
+        .flatten();
+    let body = mended.as_deref().unwrap_or(body);
     let packet = Packet::from_bytes(&crate::lenient::packet(tag, body))
         .map_err(|e| parse_error(armored, &e))?;
     match packet {

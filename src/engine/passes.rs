@@ -83,12 +83,7 @@ pub(super) fn run_pass(
         }),
         None => binary,
     };
-    let binary = crate::lenient::MendedPkesks::new(binary).map_err(|e| {
-        failure
-            .take()
-            .unwrap_or_else(|| Error::io("cannot read the message", e))
-    })?;
-    let result = decrypt_packets(Box::new(binary), armored, keys, pass, out, failure);
+    let result = decrypt_packets(binary, armored, keys, pass, out, failure);
     // An error any layer recorded fails the pass, even if a layer above swallowed it.
     match (failure.take(), result) {
         (Some(e), _) => Err(e),

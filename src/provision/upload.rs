@@ -237,13 +237,44 @@ pub fn read_key(path: &std::path::Path) -> Result<sequoia_openpgp::Cert> {
     } else {
         bytes
     };
-    let mended = crate::lenient::keyring(&binary);
+    let mended = mended_keyring(&binary);
     sequoia_openpgp::Cert::from_bytes(mended.as_deref().unwrap_or(&binary)).map_err(|e| {
         Error::Usage(format!(
             "cannot read a secret key from {}: {e}",
             path.display()
         ))
     })
+}
+
+/// A binary keyring with every signature's MPIs made minimal (old go crypto and gopenpgp
+/// wrote them padded, which sequoia refuses); `None` if nothing changed or the framing is
+/// not plain (partial lengths do not occur in keys).
+fn mended_keyring(bytes: &[u8]) -> Option<Vec<u8>> {
+    use crate::engine::framing::{read_header, Length};
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    let mut changed = false;
+    while !rest.is_empty() {
+        let before = rest;
+        let header = read_header(&mut rest).ok()??.ok()?;
+        let Length::Full(len) = header.length else {
+            return None;
+        };
+        let body = rest.get(..usize::try_from(len).ok()?)?;
+        let whole = &before[..before.len() - rest.len() + body.len()];
+        rest = &rest[body.len()..];
+        match (header.tag == 2)
+            .then(|| crate::lenient::signature_body(body))
+            .flatten()
+        {
+            Some(mended) => {
+                out.extend_from_slice(&crate::lenient::packet(header.tag, &mended));
+                changed = true;
+            }
+            None => out.extend_from_slice(whole),
+        }
+    }
+    changed.then_some(out)
 }
 
 /// Which key goes to which slot.
