@@ -21,7 +21,7 @@ mib=${BENCH_MIB:-256}
 
 install_packages
 echo "==> release build"
-(cd "$top" && cargo build --release --workspace --bins --examples --quiet)
+(cd "$top" && cargo build --release --bins --examples --quiet)
 bin="${CARGO_TARGET_DIR:-$top/target}/release"
 
 work=$(mktemp -d)

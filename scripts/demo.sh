@@ -31,7 +31,7 @@ fi
 
 install_packages
 echo "==> building (first time: several minutes)"
-(cd "$top" && cargo build --workspace --quiet)
+(cd "$top" && cargo build --quiet)
 # Where cargo put the binaries (CARGO_TARGET_DIR, if set, moves them).
 bin="${CARGO_TARGET_DIR:-$top/target}/debug"
 

@@ -25,12 +25,12 @@ if [ ! -f "$peers/cases.tsv" ] && [ "${CARDECRYPT_PEER_TESTS:-}" != require ]; t
   echo "peer-vector tests skipped: no $peers (other projects' test vectors from the team's shared folder; set CARDECRYPT_PEER_VECTORS to a copy)"
 fi
 # The pcscd tests start the cardecrypt-vcard binary: build every binary first.
-cargo build --workspace --bins --quiet
+cargo build --bins --quiet
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
 # The pcscd tier skips itself where pcscd or vpcd is missing; here it is required.
-CARDECRYPT_PCSC_TESTS=require cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
+CARDECRYPT_PCSC_TESTS=require cargo test --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line over every test binary. A binary that aborted before its summary has no
