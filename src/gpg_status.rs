@@ -50,6 +50,8 @@ pub enum Status {
         name: Vec<u8>,
     },
     PlaintextLength(u64),
+    /// gpg's `--show-session-key`: `ALGO:HEX`.
+    SessionKey(String),
     NewSig,
     GoodSig {
         key_id: String,
@@ -159,6 +161,7 @@ impl fmt::Display for Status {
             // No web of trust here: a certificate handed to us is not validated.
             TrustUndefined => write!(f, "TRUST_UNDEFINED 0 pgp"),
             DecryptionFailed => write!(f, "DECRYPTION_FAILED"),
+            SessionKey(key) => write!(f, "SESSION_KEY {key}"),
             DecryptionOkay => write!(f, "DECRYPTION_OKAY"),
             GoodMdc => write!(f, "GOODMDC"),
             EndDecryption => write!(f, "END_DECRYPTION"),

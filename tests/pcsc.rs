@@ -14,6 +14,8 @@ mod faults;
 mod gpg_front;
 #[path = "pcsc/promises.rs"]
 mod promises;
+#[path = "pcsc/session_keys.rs"]
+mod session_keys;
 
 use std::{
     io::Write,
@@ -29,6 +31,7 @@ use common::*;
 use faults::*;
 use gpg_front::*;
 use promises::*;
+use session_keys::*;
 
 const VPCD_PORT: u16 = 35963;
 /// vpcd's first slot (port 35963); its second, "Virtual PCD 00 01", listens on 35964.
@@ -2170,6 +2173,8 @@ fn main() {
         env(cardecrypt_gpg_forwards_everything_else),
         env(gpgme_never_hears_success_for_what_gpg_could_not_read),
         env(mail_clients_decrypt_through_cardecrypt_gpg),
+        env(notmuch_stashes_session_keys_and_shows_without_the_card),
+        env(the_command_line_shows_and_takes_session_keys),
         env(planted_holder_state_moves_nothing),
         env(full_filesystem_and_closed_stdout_leave_nothing),
         env(eight_decrypts_at_once_share_the_card),

@@ -66,6 +66,8 @@ fuzz_target!(|data: &[u8]| {
         unwrap: false,
         progress: None,
         max_plaintext: cardecrypt::engine::memory::DEFAULT_LIMIT,
+        show_session_key: false,
+        session_key: None,
     };
     let _ = decrypt::decrypt(
         &mut &MESSAGE[..],

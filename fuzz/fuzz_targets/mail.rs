@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
             signer_certs: Vec::new(),
             unwrap: false,
             progress: None,
+            export_session_key: false,
         };
         let mut plaintext = zeroize::Zeroizing::new(Vec::new());
         let mut facts = Facts::default();

@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
         signer_certs: Vec::new(),
         unwrap: data.first().is_some_and(|b| b & 1 == 1),
         progress: None,
+        export_session_key: false,
     };
     let mut plaintext = zeroize::Zeroizing::new(Vec::new());
     let mut facts = Facts::default();

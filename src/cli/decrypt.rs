@@ -66,6 +66,16 @@ pub struct ReadArgs {
     /// (default: $TMPDIR or /tmp)
     #[arg(long, value_name = "DIR", global = true)]
     pub spool_dir: Option<PathBuf>,
+
+    /// Print the message's session key (ALGO:HEX) on stderr, and as SESSION_KEY with
+    /// --status-fd. Anyone who has it reads that one message without the card
+    #[arg(long, global = true)]
+    pub show_session_key: bool,
+
+    /// Decrypt with the session key (ALGO:HEX, as --show-session-key printed it) read from
+    /// file descriptor N: no card is asked
+    #[arg(long, value_name = "N", global = true)]
+    pub override_session_key_fd: Option<i32>,
 }
 
 /// gpg options that mail clients pass along (mutt's sample gpg.rc, for one): accepted so

@@ -6,6 +6,7 @@ use crate::{
     card::{pubkey, PcscSource},
     cli::{DecryptArgs, GpgCompat, ReadArgs},
     config::Config,
+    decrypt::GivenKey,
     decrypt::{self, DecryptOptions, Report},
     engine,
     error::{Error, Result},
@@ -68,6 +69,7 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     for check in &report.signatures {
         ui.note(&check.summary(have_certs));
     }
+    session_key_note(&report, &mut ui);
     if verbose {
         for why in &report.skipped {
             ui.note(&format!("note: {why}"));
@@ -78,6 +80,13 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `--show-session-key`: the key, as gpg prints it.
+pub(crate) fn session_key_note(report: &Report, ui: &mut dyn Interaction) {
+    if let Some(key) = &report.session_key {
+        ui.note(&format!("session key: '{}'", &*key.0));
+    }
 }
 
 /// The one line for a message in an old cipher: it decrypted, but the sender should know.
@@ -194,6 +203,12 @@ pub(crate) fn options(
         unwrap: false,
         progress: None,
         max_plaintext: config.max_plaintext()?,
+        show_session_key: read.show_session_key,
+        session_key: read
+            .override_session_key_fd
+            .map(GivenKey::from_fd)
+            .transpose()?
+            .map(std::sync::Arc::new),
     })
 }
 

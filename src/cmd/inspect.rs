@@ -126,6 +126,8 @@ fn decrypt_inside(
         unwrap: false,
         progress: None,
         max_plaintext: config.max_plaintext()?,
+        show_session_key: false,
+        session_key: None,
     };
     let mut ui = Prompter {
         pinentry: config.pinentry.clone(),

@@ -44,6 +44,7 @@ pub fn run(args: &MailArgs, verbose: bool) -> Result<Done> {
     }
     for report in &outcome.reports {
         super::decrypt::weak_cipher_note(report, &mut ui);
+        super::decrypt::session_key_note(report, &mut ui);
     }
     // As for one message: the card the last part was decrypted with stays unlocked.
     let kept = outcome.reports.last().is_some_and(|report| {

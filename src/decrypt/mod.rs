@@ -5,9 +5,11 @@
 //! Plaintext is released only after the whole message authenticated (MDC or final AEAD tag).
 
 mod report;
+mod session_key;
 mod unwrap;
 
 pub use report::Report;
+pub use session_key::{GivenKey, ShownKey};
 
 use unwrap::CardDecryptor;
 
@@ -52,6 +54,10 @@ pub struct DecryptOptions {
     pub progress: Option<std::sync::Arc<engine::ProgressFn>>,
     /// The most plaintext [`decrypt`] holds in memory, in bytes.
     pub max_plaintext: u64,
+    /// Put the session key in the report ([`Report::session_key`]).
+    pub show_session_key: bool,
+    /// Decrypt with this session key, asking no card.
+    pub session_key: Option<std::sync::Arc<GivenKey>>,
 }
 
 /// Decrypts a whole message in memory. Returns the plaintext only if it is fully
@@ -97,16 +103,27 @@ pub fn decrypt_to(
         signer_certs: options.signer_certs.clone(),
         unwrap: options.unwrap,
         progress: options.progress.clone(),
+        export_session_key: options.show_session_key,
     };
-    let mut keys = CardKeys {
-        source,
-        ui,
-        options,
-        counter: counter.clone(),
-        report,
+    let result = match &options.session_key {
+        Some(given) => {
+            let mut keys = session_key::Given {
+                key: given,
+                report: &mut *report,
+            };
+            engine::decrypt(input, dest, &mut keys, &settings, &mut facts)
+        }
+        None => {
+            let mut keys = CardKeys {
+                source,
+                ui,
+                options,
+                counter: counter.clone(),
+                report: &mut *report,
+            };
+            engine::decrypt(input, dest, &mut keys, &settings, &mut facts)
+        }
     };
-    let result = engine::decrypt(input, dest, &mut keys, &settings, &mut facts);
-    let report = keys.report;
     report.apdus = counter.get();
     report.sym_algo = facts.sym_algo.or(report.sym_algo);
     report.aead_algo = facts.aead_algo;
@@ -116,6 +133,10 @@ pub fn decrypt_to(
     report.librepgp = facts.librepgp;
     report.compression = facts.compression;
     report.skipped = facts.skipped;
+    report.session_key = facts
+        .session_key
+        .as_ref()
+        .map(|(algo, key)| ShownKey::new(*algo, key));
     result
 }
 
@@ -294,7 +315,7 @@ impl CardKeys<'_> {
 }
 
 /// A PKESK's recipient as gpg's ENC_TO shows it: key id (zeros when hidden) and algorithm.
-fn recipient_id(p: &PKESK) -> (String, u8) {
+pub(super) fn recipient_id(p: &PKESK) -> (String, u8) {
     let id = match p.recipient() {
         Some(KeyHandle::KeyID(id)) => id.to_hex(),
         Some(KeyHandle::Fingerprint(fp)) => KeyID::from(&fp).to_hex(),

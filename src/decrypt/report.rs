@@ -37,6 +37,8 @@ pub struct Report {
     pub compression: Option<u8>,
     /// Packets passed over (a session key of an unknown version, ...), and why.
     pub skipped: Vec<String>,
+    /// With `show_session_key`: the session key, once the message authenticated.
+    pub session_key: Option<super::ShownKey>,
 }
 
 impl Report {
@@ -90,11 +92,14 @@ impl Report {
             ]);
             return lines;
         }
-        // The primary key is not on the card: the subkey stands for both.
-        lines.push(Status::DecryptionKey {
-            fpr: self.key_fingerprint.clone(),
-            primary_fpr: self.key_fingerprint.clone(),
-        });
+        // The primary key is not on the card: the subkey stands for both. None with a
+        // session key given.
+        if !self.key_fingerprint.is_empty() {
+            lines.push(Status::DecryptionKey {
+                fpr: self.key_fingerprint.clone(),
+                primary_fpr: self.key_fingerprint.clone(),
+            });
+        }
         lines.push(Status::BeginDecryption);
         lines.push(Status::DecryptionInfo {
             mdc_method: if self.aead_algo.is_some() { 0 } else { 2 },
@@ -110,6 +115,9 @@ impl Report {
         }
         lines.push(Status::PlaintextLength(plaintext_len));
         lines.extend(self.signatures.iter().flat_map(|c| c.status_lines()));
+        if let Some(key) = &self.session_key {
+            lines.push(Status::SessionKey(key.0.to_string()));
+        }
         lines.push(Status::DecryptionOkay);
         if self.aead_algo.is_none() {
             lines.push(Status::GoodMdc);

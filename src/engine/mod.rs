@@ -110,6 +110,9 @@ pub struct Facts {
     pub compression: Option<u8>,
     /// Packets passed over, and why (said with `-v`).
     pub skipped: Vec<String>,
+    /// With [`Settings::export_session_key`]: the cipher and the session key, once the
+    /// message authenticated.
+    pub session_key: Option<(u8, SessionKey)>,
 }
 
 /// Where plaintext goes.
@@ -174,6 +177,8 @@ pub struct Settings {
     pub unwrap: bool,
     /// Told how far each pass has read a file input of more than [`PROGRESS_FROM`] bytes.
     pub progress: Option<Arc<ProgressFn>>,
+    /// Keep the session key in [`Facts::session_key`] (gpg's `--show-session-key`).
+    pub export_session_key: bool,
 }
 
 /// `report(phase, bytes read, total)`: phase is "decrypting" (one pass), or "checking" then
@@ -200,6 +205,7 @@ pub fn decrypt(
         tee: None,
         unwrap: settings.unwrap,
         threaded_output: None,
+        export_session_key: settings.export_session_key,
     };
     let size = match &input {
         Input::File(f) => f.metadata().ok().map(|m| m.len()),

@@ -104,6 +104,10 @@ pub(super) fn decrypt_packets(
         inner_message(decrypted, pass.certs, pass.facts, out, failure)?
     };
     nothing_after(body.rest(), &read_error)?;
+    if asked && pass.export_session_key {
+        let sym = pass.facts.sym_algo.unwrap_or(0);
+        pass.facts.session_key = Some((sym, unlocked.key.clone()));
+    }
     if asked {
         pass.unlocked = Some(unlocked);
     }

@@ -39,6 +39,8 @@ pub(super) struct Pass<'p> {
     /// Set for an AEAD container when writing to a file: the file is then written on a
     /// thread of its own (SEIPD v1 keeps its second core for SHA-1).
     pub(super) threaded_output: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Keep the session key in the facts ([`Settings::export_session_key`]).
+    pub(super) export_session_key: bool,
 }
 
 /// Input buffered for reading packet headers and armor. Smaller than the engine's reads
@@ -250,6 +252,7 @@ pub(super) fn second_pass(
         tee: None,
         unwrap: first.unwrap,
         threaded_output: None,
+        export_session_key: false,
     };
     let n = run_pass(
         input,

@@ -120,6 +120,8 @@ pub struct DecryptCall {
     /// No `--decrypt`: gpg's implicit command on a file.
     pub implicit: bool,
     pub unwrap: bool,
+    /// `--show-session-key`: a SESSION_KEY status line (notmuch stashes it).
+    pub show_session_key: bool,
     pub status_fd: Option<i32>,
     pub command_fd: Option<i32>,
     pub passphrase_fd: Option<i32>,
@@ -202,6 +204,7 @@ pub fn parse(args: &[OsString]) -> Call {
                     "batch" => call.batch = true,
                     "yes" => call.yes = true,
                     "unwrap" => call.unwrap = true,
+                    "show-session-key" => call.show_session_key = true,
                     "enable-special-filenames" => special_filenames = true,
                     "always-trust" | "no-default-keyring" | "no-auto-check-trustdb" => {
                         call.verify_options.push(format!("--{name}"))
@@ -328,6 +331,19 @@ mod tests {
         assert_eq!(evolution.source, None);
         let aerc = decrypt("--status-fd 2 --log-file /dev/null --batch --decrypt");
         assert_eq!(aerc.status_fd, Some(2));
+    }
+
+    #[test]
+    fn session_keys_shown_here_and_given_to_the_real_gpg() {
+        let d = decrypt("--show-session-key --status-fd 2 --decrypt -- msg.gpg");
+        assert!(d.show_session_key);
+        // With a session key given no card is needed: the real gpg decrypts it.
+        for line in [
+            "--override-session-key-fd 5 --decrypt -- msg.gpg",
+            "--override-session-key 9:00 --decrypt msg.gpg",
+        ] {
+            assert_eq!(call(line), Call::Forward, "{line}");
+        }
     }
 
     #[test]

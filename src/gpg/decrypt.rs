@@ -75,6 +75,9 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
         unwrap: true,
         progress: None,
         max_plaintext: crate::engine::memory::DEFAULT_LIMIT,
+        show_session_key: call.show_session_key,
+        // A call with a session key given goes to the real gpg, which needs no card for it.
+        session_key: None,
     };
     let output = match output_path(call) {
         Ok(o) => o,

@@ -168,6 +168,8 @@ pub fn options(source: PinSource, batch: bool) -> DecryptOptions {
         unwrap: false,
         progress: None,
         max_plaintext: cardecrypt::engine::memory::DEFAULT_LIMIT,
+        show_session_key: false,
+        session_key: None,
     }
 }
 

@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use super::*;
 
 const SECRET: &str = "only the card opens this\n";
-const CARD_FPR: &str = "F871B55303AEC7827FCF3EDE7BC04DD0BECCEA44";
+pub(crate) const CARD_FPR: &str = "F871B55303AEC7827FCF3EDE7BC04DD0BECCEA44";
 
 /// GPGME through Python: `MODE MESSAGE FRONT_END HOME`; prints one JSON object.
 const GPGME_SCRIPT: &str = r#"
@@ -43,7 +43,7 @@ print(json.dumps(out))
 
 /// A gpg home that cannot use the card, with the card's certificate, a software signing
 /// and encryption key, the front end's links and a scripted pinentry.
-struct FrontEnd {
+pub(crate) struct FrontEnd {
     home: PathBuf,
     bin: PathBuf,
     pinentry: PathBuf,
@@ -53,7 +53,7 @@ struct FrontEnd {
 
 impl FrontEnd {
     /// A fresh one per case: `name` keeps their homes apart.
-    fn new(env: &Env, name: &str) -> FrontEnd {
+    pub(crate) fn new(env: &Env, name: &str) -> FrontEnd {
         let home = env.path(&format!("{name}-gnupg"));
         let bin = env.path(&format!("{name}-bin"));
         std::fs::create_dir_all(&home).expect("home");
@@ -118,7 +118,7 @@ impl FrontEnd {
     }
 
     /// The real gpg in this home.
-    fn gpg(&self, args: &[&str], stdin: &[u8]) -> Output {
+    pub(crate) fn gpg(&self, args: &[&str], stdin: &[u8]) -> Output {
         run(
             Command::new("/usr/bin/gpg")
                 .arg("--homedir")
@@ -151,7 +151,7 @@ impl FrontEnd {
     }
 
     /// A client's environment: this home, the scripted pinentry, the links first on PATH.
-    fn client<'c>(&self, env: &Env, cmd: &'c mut Command) -> &'c mut Command {
+    pub(crate) fn client<'c>(&self, env: &Env, cmd: &'c mut Command) -> &'c mut Command {
         env.isolate(cmd)
             .env("GNUPGHOME", &self.home)
             .env("PINENTRY_PROGRAM", &self.pinentry)
@@ -207,7 +207,7 @@ impl FrontEnd {
         (out, status)
     }
 
-    fn pinentry_asks(&self) -> usize {
+    pub(crate) fn pinentry_asks(&self) -> usize {
         std::fs::read_to_string(&self.asked)
             .map(|t| t.lines().count())
             .unwrap_or(0)
@@ -215,7 +215,7 @@ impl FrontEnd {
 }
 
 /// The card's PIN state is forgotten: the next decrypt must ask for it.
-fn lock_card(env: &Env) {
+pub(crate) fn lock_card(env: &Env) {
     assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
 }
 

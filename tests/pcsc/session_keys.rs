@@ -1,0 +1,163 @@
+//! Session keys for mail indexers and scripts: notmuch (GMime, GPGME) stashes the session
+//! key cardecrypt-gpg gives for `--show-session-key` and shows the message later with it,
+//! with no card; `cardecrypt --show-session-key` and `--override-session-key-fd` do the same
+//! for the plain command and `cardecrypt mail`.
+
+use super::*;
+use crate::gpg_front::{lock_card, FrontEnd, CARD_FPR};
+
+const WORD: &str = "zanzibarquokka";
+
+/// notmuch with `index.decrypt=true` indexes a card message (one PIN), stashes its session
+/// key, finds its words, and shows it with pcscd out of reach.
+pub fn notmuch_stashes_session_keys_and_shows_without_the_card(env: &Env) {
+    env.import_to_card("cv25519");
+    let front = FrontEnd::new(env, "stash");
+    let body = format!("Content-Type: text/plain; charset=utf-8\n\nThe {WORD} is indexed.\n");
+    let encrypted = front.gpg(&["-a", "-r", CARD_FPR, "--encrypt"], body.as_bytes());
+    assert_ok(&encrypted, "encrypt");
+    let maildir = env.path("stash-Mail");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
+    }
+    let mut message = "From: Alice <alice@example.org>\nTo: Bob <bob@example.org>\n\
+        Subject: stash\nDate: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <stash@example.org>\n\
+        MIME-Version: 1.0\nContent-Type: multipart/encrypted; \
+        protocol=\"application/pgp-encrypted\"; boundary=\"stash-boundary-000000000001\"\n\n\
+        --stash-boundary-000000000001\nContent-Type: application/pgp-encrypted\n\n\
+        Version: 1\n\n--stash-boundary-000000000001\n\
+        Content-Type: application/octet-stream; name=\"encrypted.asc\"\n\n"
+        .as_bytes()
+        .to_vec();
+    message.extend_from_slice(&encrypted.stdout);
+    message.extend_from_slice(b"\n--stash-boundary-000000000001--\n");
+    std::fs::write(maildir.join("cur/1:2,S"), &message).expect("mail");
+    let config = env.path("stash-notmuch-config");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\npath={}\n[user]\nname=Bob\nprimary_email=bob@example.org\n\
+             [new]\ntags=inbox;\n[index]\ndecrypt=true\n",
+            maildir.display()
+        ),
+    )
+    .expect("notmuch config");
+    let notmuch = |args: &[&str], reach_card: bool| {
+        let mut cmd = Command::new("notmuch");
+        front.client(env, &mut cmd).env("NOTMUCH_CONFIG", &config);
+        if !reach_card {
+            cmd.env("PCSCLITE_CSOCK_NAME", env.path("no-such-socket"));
+        }
+        run(cmd.args(args), b"")
+    };
+
+    lock_card(env);
+    assert_ok(&notmuch(&["new"], true), "notmuch new");
+    assert_eq!(front.pinentry_asks(), 1, "one PIN to index");
+    let found = notmuch(&["search", "--output=messages", WORD], true);
+    assert!(
+        text(&found.stdout).contains("id:stash@example.org"),
+        "the decrypted words are indexed: {}",
+        text(&found.stderr)
+    );
+    let dump = notmuch(&["dump", "--include=properties"], true);
+    assert!(
+        text(&dump.stdout).contains("session-key="),
+        "no session key stashed:\n{}",
+        text(&dump.stdout)
+    );
+
+    // The card out of reach (no pcscd): the stashed key opens the message.
+    lock_card(env);
+    let shown = notmuch(&["show", "--decrypt=auto", "id:stash@example.org"], false);
+    assert_ok(&shown, "notmuch show with the stashed key");
+    assert!(
+        text(&shown.stdout).contains(WORD),
+        "notmuch showed:\n{}\n{}",
+        text(&shown.stdout),
+        text(&shown.stderr)
+    );
+    assert_eq!(front.pinentry_asks(), 1, "no PIN for a stashed key");
+}
+
+/// `cardecrypt --show-session-key` prints it (and SESSION_KEY with --status-fd); with
+/// `--override-session-key-fd` a message, and a whole email, decrypt with no pcscd at all; a
+/// wrong key is refused with no plaintext.
+pub fn the_command_line_shows_and_takes_session_keys(env: &Env) {
+    env.import_to_card("cv25519");
+    env.gpg_knows_the_card_key();
+    let message = env.path("session.asc");
+    let plain = "decrypted once with the card, then with its session key\n";
+    let out = env.gpg(
+        &["-a", "-r", "cv25519@cardecrypt.test", "--encrypt"],
+        plain.as_bytes(),
+    );
+    assert_ok(&out, "encrypt");
+    std::fs::write(&message, &out.stdout).expect("write");
+    let shown = env.cardecrypt_with_pin(
+        &[
+            "--show-session-key",
+            "--status-fd",
+            "2",
+            message.to_str().expect("utf8"),
+        ],
+        b"",
+    );
+    assert_ok(&shown, "--show-session-key");
+    let stderr = text(&shown.stderr);
+    let key = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("cardecrypt: session key: '"))
+        .and_then(|l| l.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("no session key line:\n{stderr}"))
+        .to_string();
+    assert!(
+        key.starts_with("9:") && key.len() == 2 + 64,
+        "AES-256: {key}"
+    );
+    assert!(
+        stderr.contains(&format!("[GNUPG:] SESSION_KEY {key}\n")),
+        "{stderr}"
+    );
+
+    // No pcscd: the key alone decrypts, for a message and for a whole email.
+    let key_file = env.path("session-key");
+    std::fs::write(&key_file, format!("{key}\n")).expect("key");
+    let with_key = |args: &[&str], key: &Path| {
+        run(
+            env.isolate(&mut Command::new("sh"))
+                .arg("-c")
+                .arg("exec \"$CARDECRYPT\" --batch --override-session-key-fd 3 \"$@\" 3<\"$KEY\"")
+                .arg("sh")
+                .args(args)
+                .env("CARDECRYPT", cardecrypt_bin())
+                .env("KEY", key)
+                .env("PCSCLITE_CSOCK_NAME", env.path("no-such-socket")),
+            b"",
+        )
+    };
+    let opened = with_key(&[message.to_str().expect("utf8")], &key_file);
+    assert_ok(&opened, "--override-session-key-fd");
+    assert_eq!(text(&opened.stdout), plain);
+    let mail = env.path("session.eml");
+    let mut email = b"From: a@example.org\nSubject: s\nMIME-Version: 1.0\nContent-Type: \
+        multipart/encrypted; protocol=\"application/pgp-encrypted\"; \
+        boundary=\"session-boundary-0000000001\"\n\n--session-boundary-0000000001\n\
+        Content-Type: application/pgp-encrypted\n\nVersion: 1\n\n\
+        --session-boundary-0000000001\nContent-Type: application/octet-stream\n\n"
+        .to_vec();
+    email.extend_from_slice(&out.stdout);
+    email.extend_from_slice(b"\n--session-boundary-0000000001--\n");
+    std::fs::write(&mail, &email).expect("mail");
+    let opened = with_key(&["mail", mail.to_str().expect("utf8")], &key_file);
+    assert_ok(&opened, "mail --override-session-key-fd");
+    assert!(text(&opened.stdout).contains(plain.trim()));
+
+    // A wrong key: refused, nothing written.
+    let mut wrong = key.clone();
+    wrong.replace_range(2..4, if &key[2..4] == "00" { "01" } else { "00" });
+    std::fs::write(&key_file, format!("{wrong}\n")).expect("key");
+    let refused = with_key(&[message.to_str().expect("utf8")], &key_file);
+    assert_eq!(refused.status.code(), Some(6), "{}", text(&refused.stderr));
+    assert!(refused.stdout.is_empty());
+}
