@@ -19,6 +19,10 @@ pub enum Status {
         pk_algo: u8,
     },
     /// The card that is used (3: an OpenPGP card), by its application identifier.
+    /// gpg looked at this certificate (its primary key's fingerprint) for the decryption.
+    KeyConsidered {
+        fpr: String,
+    },
     CardCtrl {
         aid: String,
     },
@@ -98,6 +102,7 @@ impl fmt::Display for Status {
             NoData(why) => write!(f, "NODATA {why}"),
             EncTo { key_id, pk_algo } => write!(f, "ENC_TO {key_id} {pk_algo} 0"),
             CardCtrl { aid } => write!(f, "CARDCTRL 3 {aid}"),
+            KeyConsidered { fpr } => write!(f, "KEY_CONSIDERED {fpr} 0"),
             NeedPassphrasePin { aid } => write!(f, "NEED_PASSPHRASE_PIN OPENPGP 2 {aid}"),
             GetHidden(what) => write!(f, "GET_HIDDEN {what}"),
             GotIt => write!(f, "GOT_IT"),
@@ -117,7 +122,7 @@ impl fmt::Display for Status {
                 mdc_method,
                 sym_algo,
                 aead_algo: None,
-            } => write!(f, "DECRYPTION_INFO {mdc_method} {sym_algo}"),
+            } => write!(f, "DECRYPTION_INFO {mdc_method} {sym_algo} 0"),
             Plaintext { format, date, name } => {
                 let kind = match format {
                     b't' => 74,

@@ -2175,6 +2175,7 @@ fn main() {
         env(mail_clients_decrypt_through_cardecrypt_gpg),
         env(notmuch_stashes_session_keys_and_shows_without_the_card),
         env(the_command_line_shows_and_takes_session_keys),
+        env(status_and_plaintext_on_one_descriptor_come_in_gpgs_order),
         env(planted_holder_state_moves_nothing),
         env(full_filesystem_and_closed_stdout_leave_nothing),
         env(eight_decrypts_at_once_share_the_card),

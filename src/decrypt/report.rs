@@ -19,6 +19,9 @@ pub struct Report {
     pub reader: String,
     pub card_aid: String,
     pub key_fingerprint: String,
+    /// The fingerprint of that key's primary key, where the keyring knows it (the gpg front
+    /// end looks it up): gpg names it in DECRYPTION_KEY and KEY_CONSIDERED.
+    pub primary_fingerprint: Option<String>,
     /// A PIN was sent to the card in this run.
     pub pin_sent: bool,
     pub apdus: usize,
@@ -63,6 +66,11 @@ impl Report {
                 pk_algo: *pk_algo,
             })
             .collect();
+        if let (Ok(()), Some(primary)) = (outcome, &self.primary_fingerprint) {
+            lines.push(Status::KeyConsidered {
+                fpr: primary.clone(),
+            });
+        }
         if !self.card_aid.is_empty() {
             lines.push(Status::CardCtrl {
                 aid: self.card_aid.clone(),
@@ -92,12 +100,15 @@ impl Report {
             ]);
             return lines;
         }
-        // The primary key is not on the card: the subkey stands for both. None with a
-        // session key given.
+        // The primary key where the keyring names it, else the subkey stands for both. None
+        // with a session key given.
         if !self.key_fingerprint.is_empty() {
             lines.push(Status::DecryptionKey {
                 fpr: self.key_fingerprint.clone(),
-                primary_fpr: self.key_fingerprint.clone(),
+                primary_fpr: self
+                    .primary_fingerprint
+                    .clone()
+                    .unwrap_or_else(|| self.key_fingerprint.clone()),
             });
         }
         lines.push(Status::BeginDecryption);

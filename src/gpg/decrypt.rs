@@ -17,7 +17,7 @@ use std::{
 use super::{
     args::{DecryptCall, Source},
     inner::InnerGpg,
-    real,
+    order, real,
 };
 use crate::{
     card::{
@@ -85,7 +85,8 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
     };
     let mut report = Report::default();
     let mut source = PcscSource::default();
-    let mut inner_gpg = InnerGpg::new(call, output.clone(), real_gpg);
+    let shared = order::status_shares_output(call, output.as_deref());
+    let mut inner_gpg = InnerGpg::new(call, output.clone(), real_gpg).capturing(shared);
     let result = message
         .try_clone()
         .map_err(|e| Error::io("cannot read the message", e))
@@ -126,6 +127,7 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
     };
     let kept = keep_unlocked(config, &report, &source);
     release(&mut source, kept);
+    report.primary_fingerprint = order::primary_of(call, real_gpg, &report.key_fingerprint);
     let lines = report.status_lines(length, Ok(()), pin_announced);
     if call.unwrap {
         // The decrypted packet stream itself, no PLAINTEXT line (Thunderbird).
@@ -134,10 +136,18 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
     }
     match inner_gpg.finish() {
         Ok(inner) => match inner.verdict() {
-            Ok(()) => {
-                write_status(call, &lines, &inner.lines);
-                inner.code
-            }
+            Ok(()) => match &inner.captured {
+                Some(plaintext) => {
+                    match order::write_in_order(call, &lines, &inner.lines, plaintext) {
+                        Ok(()) => inner.code,
+                        Err(e) => fail(call, &report, &e),
+                    }
+                }
+                None => {
+                    write_status(call, &lines, &inner.lines);
+                    inner.code
+                }
+            },
             Err(why) => fail(
                 call,
                 &report,

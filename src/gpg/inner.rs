@@ -10,13 +10,13 @@ use std::{
     process::{Child, ChildStdin, Command, Stdio},
 };
 
-use sequoia_openpgp::{
-    parse::{PacketParser, PacketParserResult, Parse},
-    Packet,
-};
 use zeroize::Zeroizing;
 
-use super::{args::DecryptCall, real};
+use super::{
+    args::DecryptCall,
+    own_literal::{unsigned_literal, OwnLiteral},
+    real,
+};
 use crate::{
     error::{Error, Result},
     gpg_status::Status,
@@ -27,10 +27,6 @@ use crate::{
 /// (it is what costs most in an indexer's decrypt). Anything larger or signed streams into
 /// the real gpg as before.
 const HOLD: usize = 1 << 20;
-
-/// The most literal data taken from a held stream ourselves (a bomb in 1 MiB of compressed
-/// data is left to the real gpg, which streams it).
-const OWN_LITERAL_LIMIT: u64 = 16 << 20;
 
 /// gpg's exit code for a failed operation.
 const GPG_FAILED: u8 = 2;
@@ -69,12 +65,21 @@ pub struct InnerGpg<'c> {
     closed: bool,
     /// The stream so far, while it fits in [`HOLD`] and the real gpg has not started.
     held: Zeroizing<Vec<u8>>,
+    /// Keep the plaintext instead of writing it to standard output: the caller reads status
+    /// lines and data on one descriptor, and gpg's order puts lines before the data.
+    capture: bool,
 }
+
+/// What a captured plaintext may grow to (as `mail` holds plaintext in memory).
+const CAPTURE_LIMIT: u64 = crate::engine::memory::DEFAULT_LIMIT;
+
+type Captured = std::thread::JoinHandle<std::io::Result<Zeroizing<Vec<u8>>>>;
 
 struct Running {
     child: Child,
     stdin: Option<ChildStdin>,
     status: std::thread::JoinHandle<InnerStatus>,
+    stdout: Option<Captured>,
 }
 
 /// What the real gpg said on its status descriptor.
@@ -135,6 +140,8 @@ pub struct InnerOutcome {
     status: InnerStatus,
     /// Writing the decrypted stream into it failed: it did not read all of it.
     write_failed: bool,
+    /// The plaintext, when it was captured rather than written.
+    pub captured: Option<Zeroizing<Vec<u8>>>,
 }
 
 impl InnerOutcome {
@@ -172,7 +179,15 @@ impl<'c> InnerGpg<'c> {
             running: None,
             closed: false,
             held: Zeroizing::new(Vec::new()),
+            capture: false,
         }
+    }
+
+    /// Keep the plaintext for the caller ([`InnerOutcome::captured`]) instead of writing it
+    /// to standard output.
+    pub fn capturing(mut self, on: bool) -> Self {
+        self.capture = on && self.output.is_none();
+        self
     }
 
     fn start(&mut self) -> Result<&mut Running> {
@@ -203,6 +218,9 @@ impl<'c> InnerGpg<'c> {
                 cmd.arg("--yes");
             }
         }
+        if self.capture {
+            cmd.stdout(Stdio::piped());
+        }
         let mut child = cmd
             .arg("--decrypt")
             .stdin(Stdio::piped())
@@ -210,6 +228,19 @@ impl<'c> InnerGpg<'c> {
             .map_err(|e| Error::io(format!("cannot run {}", self.real_gpg.display()), e))?;
         drop(status_write);
         let status = std::thread::spawn(move || InnerStatus::read(File::from(status_read)));
+        let stdout = child.stdout.take().map(|out| {
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut plain = Zeroizing::new(Vec::new());
+                out.take(CAPTURE_LIMIT + 1).read_to_end(&mut plain)?;
+                if plain.len() as u64 > CAPTURE_LIMIT {
+                    return Err(std::io::Error::other(
+                        "the plaintext is too large to hold for status lines on its descriptor",
+                    ));
+                }
+                Ok(plain)
+            })
+        });
         let stdin = child.stdin.take();
         if let Some(pipe) = &stdin {
             crate::paths::widen_pipe(pipe);
@@ -218,6 +249,7 @@ impl<'c> InnerGpg<'c> {
             child,
             stdin,
             status,
+            stdout,
         })
     }
 
@@ -239,17 +271,22 @@ impl<'c> InnerGpg<'c> {
             .wait()
             .map_err(|e| Error::io(format!("cannot wait for {}", real_gpg.display()), e))?
             .code();
-        let mut status = self
-            .running
-            .take()
-            .and_then(|r| r.status.join().ok())
-            .unwrap_or_default();
+        let running = self.running.take();
+        let (status, stdout) = running.map_or((None, None), |r| (Some(r.status), r.stdout));
+        let mut status = status.and_then(|s| s.join().ok()).unwrap_or_default();
+        let captured = match stdout.map(|t| t.join()) {
+            None => None,
+            Some(Ok(Ok(plain))) => Some(plain),
+            Some(Ok(Err(e))) => return Err(Error::io("cannot read gpg's output", e)),
+            Some(Err(_)) => return Err(Error::Other("gpg's output was lost".into())),
+        };
         Ok(InnerOutcome {
             exit,
             code: exit.map_or(GPG_FAILED, |c| c.clamp(0, 255) as u8),
             lines: std::mem::take(&mut status.lines),
             status,
             write_failed: self.closed,
+            captured,
         })
     }
 
@@ -286,6 +323,7 @@ impl InnerGpg<'_> {
     /// status lines it would have written.
     fn write_literal(&self, literal: &OwnLiteral) -> Result<InnerOutcome> {
         match &self.output {
+            None if self.capture => {}
             None => {
                 let mut out = std::io::stdout().lock();
                 out.write_all(&literal.body)
@@ -318,53 +356,8 @@ impl InnerGpg<'_> {
                 ..InnerStatus::default()
             },
             write_failed: false,
+            captured: self.capture.then(|| literal.body.clone()),
         })
-    }
-}
-
-/// The literal data of an unsigned inner message.
-struct OwnLiteral {
-    format: u8,
-    date: u32,
-    name: Vec<u8>,
-    body: Zeroizing<Vec<u8>>,
-}
-
-/// The literal data of `stream` when it is only that (compressed or not): no signature, no
-/// second literal, nothing else. Anything else is the real gpg's to read and judge.
-fn unsigned_literal(stream: &[u8]) -> Option<OwnLiteral> {
-    use std::io::Read;
-    let mut found = None;
-    let mut ppr = PacketParser::from_bytes(stream).ok()?;
-    while let PacketParserResult::Some(mut pp) = ppr {
-        match &pp.packet {
-            Packet::CompressedData(_) => {}
-            Packet::Literal(l) if found.is_none() => {
-                let (format, name) = (u8::from(l.format()), l.filename().unwrap_or_default());
-                let date = l.date().map_or(0, |d| crate::time::to_secs(d) as u32);
-                let name = name.to_vec();
-                let mut body = Zeroizing::new(Vec::new());
-                (&mut pp)
-                    .take(OWN_LITERAL_LIMIT + 1)
-                    .read_to_end(&mut body)
-                    .ok()?;
-                if body.len() as u64 > OWN_LITERAL_LIMIT {
-                    return None;
-                }
-                found = Some(OwnLiteral {
-                    format,
-                    date,
-                    name,
-                    body,
-                });
-            }
-            _ => return None,
-        }
-        ppr = pp.recurse().ok()?.1;
-    }
-    match ppr {
-        PacketParserResult::EOF(eof) if eof.is_message().is_ok() => found,
-        _ => None,
     }
 }
 
@@ -405,6 +398,7 @@ mod tests {
             lines: Vec::new(),
             status,
             write_failed: false,
+            captured: None,
         }
     }
 
@@ -441,54 +435,5 @@ mod tests {
         let mut stopped = outcome(Some(0), &["PLAINTEXT 62 0 "]);
         stopped.write_failed = true;
         assert!(stopped.verdict().is_err());
-    }
-}
-
-#[cfg(test)]
-mod own_literal_tests {
-    use sequoia_openpgp::{
-        serialize::stream::{Compressor, LiteralWriter, Message},
-        types::CompressionAlgorithm,
-    };
-
-    use super::*;
-
-    fn stream(compress: bool, body: &[u8]) -> Vec<u8> {
-        let mut sink = Vec::new();
-        let mut message = Message::new(&mut sink);
-        if compress {
-            message = Compressor::new(message)
-                .algo(CompressionAlgorithm::Zlib)
-                .build()
-                .expect("compressor");
-        }
-        let mut w = LiteralWriter::new(message)
-            .filename("note.txt")
-            .expect("name")
-            .build()
-            .expect("literal");
-        w.write_all(body).expect("write");
-        w.finalize().expect("finalize");
-        sink
-    }
-
-    #[test]
-    fn an_unsigned_literal_is_ours_to_write_and_anything_else_is_gpgs() {
-        for compress in [false, true] {
-            let lit = unsigned_literal(&stream(compress, b"hello\n")).expect("literal");
-            assert_eq!(&lit.body[..], b"hello\n");
-            assert_eq!(lit.name, b"note.txt");
-            assert_eq!(lit.format, b'b');
-        }
-        let mut twice = stream(false, b"one");
-        twice.extend(stream(false, b"two"));
-        assert!(unsigned_literal(&twice).is_none(), "two literals");
-        assert!(unsigned_literal(b"not openpgp at all").is_none());
-        assert!(unsigned_literal(&[]).is_none());
-        let big = vec![0u8; OWN_LITERAL_LIMIT as usize + 1];
-        assert!(
-            unsigned_literal(&stream(true, &big)).is_none(),
-            "past the limit"
-        );
     }
 }

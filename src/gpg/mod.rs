@@ -14,6 +14,8 @@
 pub mod args;
 pub mod decrypt;
 mod inner;
+mod order;
+mod own_literal;
 pub mod real;
 pub mod shim;
 

@@ -48,7 +48,7 @@ pub(crate) struct FrontEnd {
     bin: PathBuf,
     pinentry: PathBuf,
     asked: PathBuf,
-    signer: String,
+    pub(crate) signer: String,
 }
 
 impl FrontEnd {
@@ -130,7 +130,12 @@ impl FrontEnd {
         )
     }
 
-    fn fingerprint(&self, uid: &str) -> String {
+    /// The directory with the front end's `gpg` and `gpgconf` links.
+    pub(crate) fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    pub(crate) fn fingerprint(&self, uid: &str) -> String {
         let out = self.gpg(&["--with-colons", "--list-keys", uid], b"");
         text(&out.stdout)
             .lines()

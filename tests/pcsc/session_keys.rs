@@ -161,3 +161,78 @@ pub fn the_command_line_shows_and_takes_session_keys(env: &Env) {
     assert_eq!(refused.status.code(), Some(6), "{}", text(&refused.stderr));
     assert!(refused.stdout.is_empty());
 }
+
+/// aerc's call, `gpg --status-fd 1 --batch --decrypt`, reads status lines and plaintext from
+/// one descriptor in gpg's order: ENC_TO .. KEY_CONSIDERED, DECRYPTION_KEY naming the
+/// primary key, DECRYPTION_INFO with its AEAD field, PLAINTEXT, PLAINTEXT_LENGTH, then the
+/// plaintext, then DECRYPTION_OKAY, GOODMDC, END_DECRYPTION; signed, the signature lines
+/// follow the plaintext.
+pub fn status_and_plaintext_on_one_descriptor_come_in_gpgs_order(env: &Env) {
+    env.import_to_card("cv25519");
+    let front = FrontEnd::new(env, "order");
+    let primary = front.fingerprint("cv25519@cardecrypt.test");
+    let body = "the body aerc shows\n";
+    for sign in [false, true] {
+        let mut args = vec!["-a", "-r", CARD_FPR];
+        if sign {
+            args.extend(["-u", front.signer.as_str(), "--sign"]);
+        }
+        args.push("--encrypt");
+        let encrypted = front.gpg(&args, body.as_bytes());
+        assert_ok(&encrypted, "encrypt");
+        lock_card(env);
+        let out = run(
+            front
+                .client(env, &mut Command::new(front_gpg(&front)))
+                .args(["--status-fd", "1", "--batch", "--decrypt"]),
+            &encrypted.stdout,
+        );
+        assert_ok(&out, "aerc's call");
+        let all = text(&out.stdout);
+        let at = all
+            .find(body)
+            .unwrap_or_else(|| panic!("no plaintext in:\n{all}"));
+        let (before, after) = (&all[..at], &all[at + body.len()..]);
+        let keywords = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter_map(|l| l.strip_prefix("[GNUPG:] "))
+                .map(|l| l.split(' ').next().unwrap_or_default().to_string())
+                .collect()
+        };
+        let (head, tail) = (keywords(before), keywords(after));
+        assert_eq!(head.first().map(String::as_str), Some("ENC_TO"), "{all}");
+        assert_eq!(
+            head.last().map(String::as_str),
+            Some("PLAINTEXT_LENGTH"),
+            "{all}"
+        );
+        for (a, b) in [
+            ("KEY_CONSIDERED", "DECRYPTION_KEY"),
+            ("DECRYPTION_KEY", "BEGIN_DECRYPTION"),
+            ("BEGIN_DECRYPTION", "DECRYPTION_INFO"),
+            ("DECRYPTION_INFO", "PLAINTEXT"),
+        ] {
+            let pos = |k: &str| head.iter().position(|h| h == k);
+            assert!(
+                pos(a).is_some() && pos(a) < pos(b),
+                "{a} before {b}:\n{all}"
+            );
+        }
+        assert_eq!(
+            tail.iter().rev().take(3).rev().collect::<Vec<_>>(),
+            ["DECRYPTION_OKAY", "GOODMDC", "END_DECRYPTION"],
+            "{all}"
+        );
+        assert_eq!(tail.contains(&"GOODSIG".to_string()), sign, "{all}");
+        assert!(
+            before.contains(&format!("[GNUPG:] DECRYPTION_KEY {CARD_FPR} {primary} ")),
+            "field 3 is the primary key:\n{all}"
+        );
+        assert!(before.contains("[GNUPG:] DECRYPTION_INFO 2 9 0\n"), "{all}");
+    }
+}
+
+/// The front end's `gpg` link.
+fn front_gpg(front: &FrontEnd) -> PathBuf {
+    front.bin().join("gpg")
+}
