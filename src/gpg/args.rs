@@ -6,101 +6,7 @@
 
 use std::ffi::OsString;
 
-/// gpg options that take a value and that a decryption may carry; their values are read
-/// where they matter and ignored otherwise.
-const WITH_VALUE: &[&str] = &[
-    "status-fd",
-    "logger-fd",
-    "command-fd",
-    "passphrase-fd",
-    "attribute-fd",
-    "homedir",
-    "output",
-    "pinentry-mode",
-    "lc-messages",
-    "lc-ctype",
-    "display",
-    "ttyname",
-    "ttytype",
-    "xauthority",
-    "charset",
-    "display-charset",
-    "input-size-hint",
-    "request-origin",
-    "auto-key-locate",
-    "trust-model",
-    "known-notation",
-    "log-file",
-    "logger-file",
-    "keyring",
-    "default-key",
-    "local-user",
-    "compress-level",
-    "max-output",
-    "status-file",
-    "agent-program",
-    "dirmngr-program",
-    "keyserver",
-    "keyserver-options",
-    "verify-options",
-    "list-options",
-    "sender",
-    "trusted-key",
-    "compliance",
-    "debug-level",
-    "default-new-key-algo",
-    "weak-digest",
-];
-
-/// Flags (no value) that a decryption may carry.
-const FLAGS: &[&str] = &[
-    "batch",
-    "no-batch",
-    "yes",
-    "no",
-    "quiet",
-    "verbose",
-    "no-verbose",
-    "no-tty",
-    "use-agent",
-    "no-use-agent",
-    "no-greeting",
-    "no-secmem-warning",
-    "no-permission-warning",
-    "no-auto-check-trustdb",
-    "always-trust",
-    "enable-special-filenames",
-    "enable-progress-filter",
-    "exit-on-status-write-error",
-    "no-symkey-cache",
-    "ignore-mdc-error",
-    "disable-dirmngr",
-    "proc-all-sigs",
-    "show-session-key",
-    "auto-key-retrieve",
-    "no-auto-key-retrieve",
-    "fixed-list-mode",
-    "with-colons",
-    "utf8-strings",
-    "no-default-keyring",
-    "armor",
-    "no-armor",
-    "textmode",
-    "no-textmode",
-    "expert",
-    "no-expert",
-    "allow-multiple-messages",
-    "no-allow-multiple-messages",
-    "default-recipient-self",
-    "unwrap",
-    "no-sk-comments",
-    "auto-key-import",
-    "no-auto-key-import",
-    "include-key-block",
-    "no-include-key-block",
-    "no-keyring",
-    "no-options",
-];
+use super::options::{FLAGS, WITH_VALUE};
 
 /// Where the ciphertext comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,7 +105,7 @@ pub fn parse(args: &[OsString]) -> Call {
                 }
                 command = Some(name);
             }
-            _ if FLAGS.contains(&name) => {
+            _ if FLAGS.binary_search(&name).is_ok() => {
                 match name {
                     "batch" => call.batch = true,
                     "yes" => call.yes = true,
@@ -215,7 +121,7 @@ pub fn parse(args: &[OsString]) -> Call {
                     return Call::Forward;
                 }
             }
-            _ if WITH_VALUE.contains(&name) => {
+            _ if WITH_VALUE.binary_search(&name).is_ok() => {
                 let value = match inline_value {
                     Some(v) => v,
                     None => {
@@ -331,6 +237,13 @@ mod tests {
         assert_eq!(evolution.source, None);
         let aerc = decrypt("--status-fd 2 --log-file /dev/null --batch --decrypt");
         assert_eq!(aerc.status_fd, Some(2));
+        // Evolution 3.46's line, photo viewer and all.
+        let evolution = decrypt(
+            "--verbose --no-secmem-warning --no-greeting --no-tty --status-fd=3 \
+             --command-fd=4 --verify-options show-photos --photo-viewer viewer \
+             --decrypt --output -",
+        );
+        assert_eq!(evolution.command_fd, Some(4));
     }
 
     #[test]
@@ -362,6 +275,9 @@ mod tests {
             "-e -r alice msg",
             "--verify sig.asc data",
             "--decrypt --some-future-option msg",
+            "--list-only --decrypt msg",
+            "--assert-signer ABCD --decrypt msg",
+            "--max-output 100 --decrypt msg",
             "--decrypt --list-keys",
             "--decrypt a b",
             "--card-status",

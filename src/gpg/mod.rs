@@ -14,6 +14,7 @@
 pub mod args;
 pub mod decrypt;
 mod inner;
+mod options;
 mod order;
 mod own_literal;
 pub mod real;
