@@ -19,6 +19,23 @@ pub enum Status {
         pk_algo: u8,
     },
     /// The card that is used (3: an OpenPGP card), by its application identifier.
+    /// An operation failed: where, and gpg's error code.
+    Failure {
+        location: String,
+        code: u32,
+    },
+    /// Signing starts with this hash algorithm.
+    BeginSigning(u8),
+    /// A signature was made: `kind` D (detached), S (inline) or C (cleartext), the signature
+    /// class, its creation time and the signing key's fingerprint.
+    SigCreated {
+        kind: char,
+        pk_algo: u8,
+        hash_algo: u8,
+        class: u8,
+        created: u64,
+        fpr: String,
+    },
     /// gpg looked at this certificate (its primary key's fingerprint) for the decryption.
     KeyConsidered {
         fpr: String,
@@ -103,6 +120,19 @@ impl fmt::Display for Status {
             EncTo { key_id, pk_algo } => write!(f, "ENC_TO {key_id} {pk_algo} 0"),
             CardCtrl { aid } => write!(f, "CARDCTRL 3 {aid}"),
             KeyConsidered { fpr } => write!(f, "KEY_CONSIDERED {fpr} 0"),
+            BeginSigning(hash) => write!(f, "BEGIN_SIGNING H{hash}"),
+            Failure { location, code } => write!(f, "FAILURE {location} {code}"),
+            SigCreated {
+                kind,
+                pk_algo,
+                hash_algo,
+                class,
+                created,
+                fpr,
+            } => write!(
+                f,
+                "SIG_CREATED {kind} {pk_algo} {hash_algo} {class:02X} {created} {fpr}"
+            ),
             NeedPassphrasePin { aid } => write!(f, "NEED_PASSPHRASE_PIN OPENPGP 2 {aid}"),
             GetHidden(what) => write!(f, "GET_HIDDEN {what}"),
             GotIt => write!(f, "GOT_IT"),

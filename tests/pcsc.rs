@@ -16,6 +16,8 @@ mod gpg_front;
 mod promises;
 #[path = "pcsc/session_keys.rs"]
 mod session_keys;
+#[path = "pcsc/signing.rs"]
+mod signing;
 
 use std::{
     io::Write,
@@ -32,6 +34,7 @@ use faults::*;
 use gpg_front::*;
 use promises::*;
 use session_keys::*;
+use signing::*;
 
 const VPCD_PORT: u16 = 35963;
 /// vpcd's first slot (port 35963); its second, "Virtual PCD 00 01", listens on 35964.
@@ -2176,6 +2179,7 @@ fn main() {
         env(notmuch_stashes_session_keys_and_shows_without_the_card),
         env(the_command_line_shows_and_takes_session_keys),
         env(status_and_plaintext_on_one_descriptor_come_in_gpgs_order),
+        env(gpgme_signs_with_the_card_in_every_mode),
         env(planted_holder_state_moves_nothing),
         env(full_filesystem_and_closed_stdout_leave_nothing),
         env(eight_decrypts_at_once_share_the_card),

@@ -28,6 +28,13 @@ pub struct DecryptCall {
     pub unwrap: bool,
     /// `--show-session-key`: a SESSION_KEY status line (notmuch stashes it).
     pub show_session_key: bool,
+    /// A signing call (`--sign`, `--detach-sign`, `--clearsign`) instead of a decryption.
+    pub sign: Option<SignMode>,
+    /// `-u`/`--local-user`/`--default-key`: the key to sign with.
+    pub local_user: Vec<String>,
+    /// `--armor`, `--textmode`: how a signature is written.
+    pub armor: bool,
+    pub textmode: bool,
     pub status_fd: Option<i32>,
     pub command_fd: Option<i32>,
     pub passphrase_fd: Option<i32>,
@@ -47,10 +54,23 @@ pub struct DecryptCall {
     pub source_index: Option<usize>,
 }
 
+/// Which signature a signing call makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignMode {
+    /// `--sign`: the data inside a signed message.
+    Inline,
+    /// `--detach-sign`: the signature alone.
+    Detached,
+    /// `--clearsign`: the text readable, the signature below it.
+    Clear,
+}
+
 /// What a gpg command line asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Call {
     Decrypt(Box<DecryptCall>),
+    /// A signature, which a card's signature key may make (`DecryptCall::sign` says which).
+    Sign(Box<DecryptCall>),
     /// `--version`: the real gpg's answer, with a line naming cardecrypt.
     Version,
     /// `--list-config` (EasyPG reads `cfg:version`): likewise.
@@ -94,16 +114,31 @@ pub fn parse(args: &[OsString]) -> Call {
                 "-q" => ("quiet", None),
                 "-v" => ("verbose", None),
                 "-a" => ("armor", None),
+                "-s" => ("sign", None),
+                "-b" => ("detach-sign", None),
+                "-t" => ("textmode", None),
+                "-u" => ("local-user", None),
                 _ => return Call::Forward,
             },
         };
         match name {
-            "decrypt" | "version" | "list-config" => {
-                // Two commands in one line: the real gpg says what that means.
-                if command.is_some_and(|c| c != name) {
-                    return Call::Forward;
-                }
-                command = Some(name);
+            "decrypt" | "version" | "list-config" | "sign" | "detach-sign" | "detach"
+            | "clearsign" | "clear-sign" => {
+                // GPGME writes `--sign --detach` (gpg takes unique prefixes of options).
+                let name = if name == "detach" {
+                    "detach-sign"
+                } else {
+                    name
+                };
+                command = match (command, name) {
+                    (None, n) => Some(n),
+                    (Some(c), n) if c == n => Some(n),
+                    (Some("sign"), "detach-sign") | (Some("detach-sign"), "sign") => {
+                        Some("detach-sign")
+                    }
+                    // Two commands in one line: the real gpg says what that means.
+                    _ => return Call::Forward,
+                };
             }
             _ if FLAGS.binary_search(&name).is_ok() => {
                 match name {
@@ -111,6 +146,8 @@ pub fn parse(args: &[OsString]) -> Call {
                     "yes" => call.yes = true,
                     "unwrap" => call.unwrap = true,
                     "show-session-key" => call.show_session_key = true,
+                    "armor" => call.armor = true,
+                    "textmode" => call.textmode = true,
                     "enable-special-filenames" => special_filenames = true,
                     "always-trust" | "no-default-keyring" | "no-auto-check-trustdb" => {
                         call.verify_options.push(format!("--{name}"))
@@ -150,6 +187,7 @@ pub fn parse(args: &[OsString]) -> Call {
                     "display" => call.display = Some(value.to_string()),
                     "lc-ctype" => call.lc_ctype = Some(value.to_string()),
                     "lc-messages" => call.lc_messages = Some(value.to_string()),
+                    "local-user" | "default-key" => call.local_user.push(value.to_string()),
                     _ => {}
                 }
             }
@@ -157,10 +195,17 @@ pub fn parse(args: &[OsString]) -> Call {
         }
         i += 1;
     }
+    call.sign = match command {
+        Some("sign") => Some(SignMode::Inline),
+        Some("detach-sign") => Some(SignMode::Detached),
+        Some("clearsign" | "clear-sign") => Some(SignMode::Clear),
+        _ => None,
+    };
     match command {
         Some("version") => return Call::Version,
         Some("list-config") => return Call::ListConfig,
         Some("decrypt") => {}
+        Some(_) if call.sign.is_some() => {}
         // gpg's implicit command on one file decrypts what is encrypted; we handle only
         // that form, and hand the real gpg everything else (verify, import, ...).
         None if files.len() == 1 => call.implicit = true,
@@ -184,6 +229,9 @@ pub fn parse(args: &[OsString]) -> Call {
     // open a file called "-&3".
     if call.implicit && !matches!(call.source, Some(Source::Path(_))) {
         return Call::Forward;
+    }
+    if call.sign.is_some() {
+        return Call::Sign(Box::new(call));
     }
     Call::Decrypt(Box::new(call))
 }
@@ -257,6 +305,29 @@ mod tests {
         ] {
             assert_eq!(call(line), Call::Forward, "{line}");
         }
+    }
+
+    #[test]
+    fn signing_calls_are_read() {
+        let gpgme = match call(
+            "--status-fd 3 --no-tty --charset utf8 -u ABCDEF --detach-sign --armor --textmode \
+             --output - -- -",
+        ) {
+            Call::Sign(c) => *c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(gpgme.sign, Some(SignMode::Detached));
+        assert_eq!(gpgme.local_user, ["ABCDEF"]);
+        assert!(gpgme.armor && gpgme.textmode);
+        assert!(
+            matches!(call("--clearsign msg"), Call::Sign(c) if c.sign == Some(SignMode::Clear))
+        );
+        assert!(matches!(call("-s -u x msg"), Call::Sign(c) if c.sign == Some(SignMode::Inline)));
+        // GPGME's detached signature.
+        let detached = "--enable-special-filenames --status-fd 4 --sign --detach --armor -- -&7";
+        assert!(matches!(call(detached), Call::Sign(c) if c.sign == Some(SignMode::Detached)));
+        // Encrypt and sign: the real gpg's, for now.
+        assert_eq!(call("--sign --encrypt -r x msg"), Call::Forward);
     }
 
     #[test]

@@ -199,7 +199,7 @@ fn not_for_a_card(e: &Error) -> bool {
 /// gpg's loopback protocol: a command descriptor to answer on and no pinentry asked for. As
 /// gpg 2 does, only with `--pinentry-mode loopback`: GPGME passes a command descriptor for
 /// other questions too, and a client that did not ask for loopback has no PIN to give there.
-fn loopback(call: &DecryptCall) -> Option<Loopback> {
+pub(super) fn loopback(call: &DecryptCall) -> Option<Loopback> {
     let mode_allows = call.pinentry_mode.as_deref() == Some("loopback");
     match (
         mode_allows,
@@ -219,7 +219,7 @@ fn loopback(call: &DecryptCall) -> Option<Loopback> {
 /// The message as a regular file, at its start: a named regular file as it is; anything
 /// else (standard input, a descriptor, a FIFO) copied into an unnamed file first. The copy
 /// holds ciphertext only, in `$TMPDIR`, mode 0600, gone when the process ends.
-fn read_message(call: &DecryptCall) -> Result<File> {
+pub(super) fn read_message(call: &DecryptCall) -> Result<File> {
     let what = |e| Error::io("cannot read the message", e);
     let mut input = match &call.source {
         None | Some(Source::Stdin) => std::os::fd::AsFd::as_fd(&std::io::stdin())

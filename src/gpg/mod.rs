@@ -8,6 +8,7 @@
 //! `cardecrypt gpg-shim install`), it tells which by the name it was called by.
 //! - [`args`]: which gpg calls are decryptions it can do
 //! - [`decrypt`]: doing them, with gpg's status lines
+//! - `sign`: signatures with the card's signature key
 //! - [`real`]: the real gpg and gpgconf
 //! - [`shim`]: installing and removing the `gpg` and `gpgconf` links
 
@@ -19,6 +20,7 @@ mod order;
 mod own_literal;
 pub mod real;
 pub mod shim;
+mod sign;
 
 use std::{ffi::OsString, io::Write, path::Path};
 
@@ -61,6 +63,7 @@ pub fn main(argv: Vec<OsString>) -> u8 {
     };
     match args::parse(args) {
         args::Call::Decrypt(call) => decrypt::run(&call, args, &config, &real_gpg),
+        args::Call::Sign(call) => sign::run(&call, args, &config, &real_gpg),
         args::Call::Version => with_banner(&real_gpg, args, |out, first| {
             // GPGME reads the version from the first line: the real gpg's stays first.
             let mut text = String::from_utf8_lossy(&out).into_owned();

@@ -130,6 +130,11 @@ impl FrontEnd {
         )
     }
 
+    /// The gpg home the clients use.
+    pub(crate) fn home(&self) -> &Path {
+        &self.home
+    }
+
     /// The directory with the front end's `gpg` and `gpgconf` links.
     pub(crate) fn bin(&self) -> &Path {
         &self.bin
@@ -436,7 +441,7 @@ impl Drop for FrontEnd {
     }
 }
 
-fn hex_decode(hex: &str) -> Vec<u8> {
+pub(crate) fn hex_decode(hex: &str) -> Vec<u8> {
     (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))

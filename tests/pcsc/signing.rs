@@ -1,0 +1,106 @@
+//! Signing through cardecrypt-gpg with the card's signature key and no scdaemon: GPGME
+//! (python3-gpg) in its three modes, armored and binary, text and binary; every signature
+//! checked by the real gpg; a key not on the card goes to the real gpg.
+
+use super::*;
+use crate::gpg_front::{hex_decode, lock_card, FrontEnd};
+
+/// GPGME's sign: `MODE ARMOR TEXT FRONT_END HOME DATA_FILE`; prints one JSON object.
+const GPGME_SIGN: &str = r#"
+import gpg, json, sys
+mode, armor, text, front_end, home, data_file = sys.argv[1:7]
+ctx = gpg.Context(armor=armor == "1", textmode=text == "1")
+ctx.set_engine_info(gpg.constants.protocol.OpenPGP, file_name=front_end, home_dir=home)
+modes = {"normal": gpg.constants.sig.mode.NORMAL, "detach": gpg.constants.sig.mode.DETACH,
+         "clear": gpg.constants.sig.mode.CLEAR}
+out = {}
+try:
+    signed, result = ctx.sign(open(data_file, "rb").read(), mode=modes[mode])
+    out["signed"] = signed.hex()
+    out["fpr"] = result.signatures[0].fpr
+    out["type"] = result.signatures[0].type
+except gpg.errors.GPGMEError as e:
+    out["error"] = str(e)
+print(json.dumps(out))
+"#;
+
+pub fn gpgme_signs_with_the_card_in_every_mode(env: &Env) {
+    env.import_to_card("cv25519");
+    let front = FrontEnd::new(env, "sign");
+    let primary = front.fingerprint("cv25519@cardecrypt.test");
+    let data = env.path("sign-data.txt");
+    std::fs::write(&data, "Signed by the card,\nwith no scdaemon.\n").expect("data");
+    let script = env.path("gpgme-sign.py");
+    std::fs::write(&script, GPGME_SIGN).expect("script");
+    let front_gpg = front.bin().join("gpg");
+    let mut asked = 0;
+    for (mode, armor, textmode) in [
+        ("detach", "1", "1"),
+        ("detach", "0", "0"),
+        ("normal", "1", "0"),
+        ("normal", "0", "0"),
+        ("clear", "1", "1"),
+    ] {
+        lock_card(env);
+        let out = run(
+            front
+                .client(env, &mut Command::new("/usr/bin/python3"))
+                .args([
+                    script.to_str().expect("utf8"),
+                    mode,
+                    armor,
+                    textmode,
+                    front_gpg.to_str().expect("utf8"),
+                    front.home().to_str().expect("utf8"),
+                    data.to_str().expect("utf8"),
+                ]),
+            b"",
+        );
+        assert_ok(&out, "python3-gpg sign");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert!(json["error"].is_null(), "{mode} {armor} {textmode}: {json}");
+        assert_eq!(json["fpr"], primary.as_str(), "{mode}: the card's key");
+        asked += 1;
+        assert_eq!(front.pinentry_asks(), asked, "one PIN per signature");
+        let signed = hex_decode(json["signed"].as_str().expect("hex"));
+        let file = env.path(&format!("sign-{mode}-{armor}{textmode}"));
+        std::fs::write(&file, &signed).expect("signed");
+        let verify = match mode {
+            "detach" => front.gpg(
+                &[
+                    "--status-fd",
+                    "1",
+                    "--verify",
+                    file.to_str().expect("utf8"),
+                    data.to_str().expect("utf8"),
+                ],
+                b"",
+            ),
+            _ => front.gpg(
+                &["--status-fd", "1", "--verify", file.to_str().expect("utf8")],
+                b"",
+            ),
+        };
+        assert!(
+            text(&verify.stdout).contains(&format!("VALIDSIG {primary}")),
+            "{mode} {armor} {textmode}: gpg --verify said\n{}\n{}",
+            text(&verify.stdout),
+            text(&verify.stderr)
+        );
+        if armor == "1" {
+            assert!(signed.starts_with(b"-----BEGIN PGP"), "{mode}: armored");
+        }
+    }
+    // A key that is not on the card: the real gpg's (which has no secret key here).
+    let other = run(
+        front.client(env, &mut Command::new(&front_gpg)).args([
+            "--batch",
+            "-u",
+            "nobody@example.org",
+            "--detach-sign",
+        ]),
+        b"data",
+    );
+    assert!(!other.status.success());
+    assert_eq!(front.pinentry_asks(), asked, "no PIN for another key");
+}
