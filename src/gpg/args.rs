@@ -75,6 +75,9 @@ pub enum Call {
     Version,
     /// `--list-config` (EasyPG reads `cfg:version`): likewise.
     ListConfig,
+    /// `--list-secret-keys --with-colons` (GPGME's secret key lookup): the real gpg's
+    /// listing with the keys on present cards added.
+    ListSecretKeys,
     /// Everything else: the real gpg, unchanged.
     Forward,
 }
@@ -84,6 +87,7 @@ pub fn parse(args: &[OsString]) -> Call {
     let mut call = DecryptCall::default();
     let mut command: Option<&str> = None;
     let mut special_filenames = false;
+    let mut with_colons = false;
     let mut files = Vec::new();
     let mut i = 0;
     let text: Vec<Option<&str>> = args.iter().map(|a| a.to_str()).collect();
@@ -118,12 +122,13 @@ pub fn parse(args: &[OsString]) -> Call {
                 "-b" => ("detach-sign", None),
                 "-t" => ("textmode", None),
                 "-u" => ("local-user", None),
+                "-K" => ("list-secret-keys", None),
                 _ => return Call::Forward,
             },
         };
         match name {
             "decrypt" | "version" | "list-config" | "sign" | "detach-sign" | "detach"
-            | "clearsign" | "clear-sign" => {
+            | "clearsign" | "clear-sign" | "list-secret-keys" => {
                 // GPGME writes `--sign --detach` (gpg takes unique prefixes of options).
                 let name = if name == "detach" {
                     "detach-sign"
@@ -147,6 +152,7 @@ pub fn parse(args: &[OsString]) -> Call {
                     "unwrap" => call.unwrap = true,
                     "show-session-key" => call.show_session_key = true,
                     "armor" => call.armor = true,
+                    "with-colons" => with_colons = true,
                     "textmode" => call.textmode = true,
                     "enable-special-filenames" => special_filenames = true,
                     "always-trust" | "no-default-keyring" | "no-auto-check-trustdb" => {
@@ -202,6 +208,8 @@ pub fn parse(args: &[OsString]) -> Call {
         _ => None,
     };
     match command {
+        Some("list-secret-keys") if with_colons => return Call::ListSecretKeys,
+        Some("list-secret-keys") => return Call::Forward,
         Some("version") => return Call::Version,
         Some("list-config") => return Call::ListConfig,
         Some("decrypt") => {}
@@ -341,7 +349,6 @@ mod tests {
     fn everything_else_is_forwarded() {
         for line in [
             "--list-keys",
-            "--with-colons --list-secret-keys --with-keygrip",
             "--import key.asc",
             "-e -r alice msg",
             "--verify sig.asc data",
@@ -357,6 +364,11 @@ mod tests {
             assert_eq!(call(line), Call::Forward, "{line}");
         }
         assert_eq!(call("--version"), Call::Version);
+        assert_eq!(
+            call("--with-colons --list-secret-keys --with-keygrip"),
+            Call::ListSecretKeys
+        );
+        assert_eq!(call("--list-secret-keys"), Call::Forward, "human listing");
         assert_eq!(call("--with-colons --list-config"), Call::ListConfig);
     }
 }

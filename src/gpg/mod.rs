@@ -19,6 +19,7 @@ mod options;
 mod order;
 mod own_literal;
 pub mod real;
+mod secret_keys;
 pub mod shim;
 mod sign;
 
@@ -64,6 +65,7 @@ pub fn main(argv: Vec<OsString>) -> u8 {
     match args::parse(args) {
         args::Call::Decrypt(call) => decrypt::run(&call, args, &config, &real_gpg),
         args::Call::Sign(call) => sign::run(&call, args, &config, &real_gpg),
+        args::Call::ListSecretKeys => secret_keys::run(args, &real_gpg),
         args::Call::Version => with_banner(&real_gpg, args, |out, first| {
             // GPGME reads the version from the first line: the real gpg's stays first.
             let mut text = String::from_utf8_lossy(&out).into_owned();

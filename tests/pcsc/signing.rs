@@ -5,12 +5,19 @@
 use super::*;
 use crate::gpg_front::{hex_decode, lock_card, FrontEnd};
 
-/// GPGME's sign: `MODE ARMOR TEXT FRONT_END HOME DATA_FILE`; prints one JSON object.
+/// GPGME's sign: `MODE ARMOR TEXT FRONT_END HOME DATA_FILE [SIGNER]`; prints one JSON
+/// object. With SIGNER, the key is first looked up as a secret key (`gpgme_get_key(FPR,
+/// secret=1)`, as Thunderbird does) and set as the signer.
 const GPGME_SIGN: &str = r#"
 import gpg, json, sys
 mode, armor, text, front_end, home, data_file = sys.argv[1:7]
 ctx = gpg.Context(armor=armor == "1", textmode=text == "1")
 ctx.set_engine_info(gpg.constants.protocol.OpenPGP, file_name=front_end, home_dir=home)
+if len(sys.argv) > 7 and sys.argv[7]:
+    key = ctx.get_key(sys.argv[7], secret=True)
+    print(json.dumps({"secret": bool(key.secret),
+                      "cards": [s.card_number for s in key.subkeys]}), file=sys.stderr)
+    ctx.signers = [key]
 modes = {"normal": gpg.constants.sig.mode.NORMAL, "detach": gpg.constants.sig.mode.DETACH,
          "clear": gpg.constants.sig.mode.CLEAR}
 out = {}
@@ -34,12 +41,15 @@ pub fn gpgme_signs_with_the_card_in_every_mode(env: &Env) {
     std::fs::write(&script, GPGME_SIGN).expect("script");
     let front_gpg = front.bin().join("gpg");
     let mut asked = 0;
-    for (mode, armor, textmode) in [
-        ("detach", "1", "1"),
-        ("detach", "0", "0"),
-        ("normal", "1", "0"),
-        ("normal", "0", "0"),
-        ("clear", "1", "1"),
+    for (mode, armor, textmode, signer) in [
+        ("detach", "1", "1", ""),
+        ("detach", "0", "0", ""),
+        ("normal", "1", "0", ""),
+        ("normal", "0", "0", ""),
+        ("clear", "1", "1", ""),
+        // Thunderbird: the key looked up as a secret key, then named with -u.
+        ("detach", "1", "1", primary.as_str()),
+        ("normal", "0", "0", primary.as_str()),
     ] {
         lock_card(env);
         let out = run(
@@ -53,17 +63,31 @@ pub fn gpgme_signs_with_the_card_in_every_mode(env: &Env) {
                     front_gpg.to_str().expect("utf8"),
                     front.home().to_str().expect("utf8"),
                     data.to_str().expect("utf8"),
+                    signer,
                 ]),
             b"",
         );
         assert_ok(&out, "python3-gpg sign");
+        if !signer.is_empty() {
+            let found: serde_json::Value =
+                serde_json::from_str(text(&out.stderr).lines().last().unwrap_or_default())
+                    .expect("get_key json");
+            assert_eq!(found["secret"], true, "a secret key: {found}");
+            assert!(
+                found["cards"].to_string().contains("D2760001240"),
+                "the card's serial: {found}"
+            );
+        }
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-        assert!(json["error"].is_null(), "{mode} {armor} {textmode}: {json}");
+        assert!(
+            json["error"].is_null(),
+            "{mode} {armor} {textmode} {signer}: {json}"
+        );
         assert_eq!(json["fpr"], primary.as_str(), "{mode}: the card's key");
         asked += 1;
         assert_eq!(front.pinentry_asks(), asked, "one PIN per signature");
         let signed = hex_decode(json["signed"].as_str().expect("hex"));
-        let file = env.path(&format!("sign-{mode}-{armor}{textmode}"));
+        let file = env.path(&format!("sign-{mode}-{armor}{textmode}{}", signer.len()));
         std::fs::write(&file, &signed).expect("signed");
         let verify = match mode {
             "detach" => front.gpg(
