@@ -2180,6 +2180,7 @@ fn main() {
         env(the_command_line_shows_and_takes_session_keys),
         env(status_and_plaintext_on_one_descriptor_come_in_gpgs_order),
         env(gpgme_signs_with_the_card_in_every_mode),
+        env(gpgme_encrypts_and_signs_with_the_card),
         env(planted_holder_state_moves_nothing),
         env(full_filesystem_and_closed_stdout_leave_nothing),
         env(eight_decrypts_at_once_share_the_card),

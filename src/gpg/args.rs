@@ -32,6 +32,9 @@ pub struct DecryptCall {
     pub sign: Option<SignMode>,
     /// `-u`/`--local-user`/`--default-key`: the key to sign with.
     pub local_user: Vec<String>,
+    /// `--encrypt` with a signing command: sign here, then the real gpg encrypts the signed
+    /// packets (recipients, trust and keyring stay gpg's).
+    pub encrypt: bool,
     /// `--armor`, `--textmode`: how a signature is written.
     pub armor: bool,
     pub textmode: bool,
@@ -123,10 +126,14 @@ pub fn parse(args: &[OsString]) -> Call {
                 "-t" => ("textmode", None),
                 "-u" => ("local-user", None),
                 "-K" => ("list-secret-keys", None),
+                "-e" => ("encrypt", None),
+                "-r" => ("recipient", None),
+                "-R" => ("hidden-recipient", None),
                 _ => return Call::Forward,
             },
         };
         match name {
+            "encrypt" => call.encrypt = true,
             "decrypt" | "version" | "list-config" | "sign" | "detach-sign" | "detach"
             | "clearsign" | "clear-sign" | "list-secret-keys" => {
                 // GPGME writes `--sign --detach` (gpg takes unique prefixes of options).
@@ -200,6 +207,10 @@ pub fn parse(args: &[OsString]) -> Call {
             _ => return Call::Forward,
         }
         i += 1;
+    }
+    // Encrypting alone is the real gpg's; with --sign the signature is the card's.
+    if call.encrypt && command != Some("sign") {
+        return Call::Forward;
     }
     call.sign = match command {
         Some("sign") => Some(SignMode::Inline),
@@ -334,8 +345,10 @@ mod tests {
         // GPGME's detached signature.
         let detached = "--enable-special-filenames --status-fd 4 --sign --detach --armor -- -&7";
         assert!(matches!(call(detached), Call::Sign(c) if c.sign == Some(SignMode::Detached)));
-        // Encrypt and sign: the real gpg's, for now.
-        assert_eq!(call("--sign --encrypt -r x msg"), Call::Forward);
+        // Encrypt and sign: signed here, encrypted by the real gpg.
+        assert!(matches!(call("--sign --encrypt -r x msg"), Call::Sign(c) if c.encrypt));
+        assert_eq!(call("--encrypt -r x msg"), Call::Forward);
+        assert_eq!(call("--detach-sign --encrypt -r x msg"), Call::Forward);
     }
 
     #[test]

@@ -73,11 +73,14 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
     }
     let mut status = StatusWriter::open(call.status_fd).ok();
     match result {
-        Ok(lines) => {
+        Ok((lines, to_encrypt)) => {
             if let Some(status) = &mut status {
                 status.write_all(&lines);
             }
-            0
+            match to_encrypt {
+                Some(signed) => encrypt(call, args, real_gpg, &signed),
+                None => 0,
+            }
         }
         Err(e) => {
             if let Some(status) = &mut status {
@@ -149,7 +152,7 @@ fn sign_on(
     mode: SignMode,
     key: pubkey::PublicKey,
     config: &Config,
-) -> Result<Vec<Status>> {
+) -> Result<(Vec<Status>, Option<Vec<u8>>)> {
     let info = card::CardInfo::read(tx)?;
     let pin = signing_pin(call, config, &info)?;
     let mut input = Vec::new();
@@ -174,8 +177,10 @@ fn sign_on(
         SignatureType::Binary
     };
     let signed = make(call, mode, signer, class, created, &input)?;
-    write_output(call, &signed)?;
-    Ok(vec![
+    if !call.encrypt {
+        write_output(call, &signed)?;
+    }
+    let lines = vec![
         Status::KeyConsidered { fpr: fpr.clone() },
         Status::BeginSigning(u8::from(hash)),
         Status::SigCreated {
@@ -190,7 +195,8 @@ fn sign_on(
             created: crate::time::to_secs(created),
             fpr,
         },
-    ])
+    ];
+    Ok((lines, call.encrypt.then_some(signed)))
 }
 
 /// The user PIN for a signature, as for decrypting: from `--passphrase-fd` or the caller's
@@ -238,7 +244,8 @@ fn make(
     let mut sink = Vec::new();
     {
         let mut message = Message::new(&mut sink);
-        if call.armor && mode != SignMode::Clear {
+        // Signed to be encrypted: binary, the real gpg armors the encrypted message.
+        if call.armor && mode != SignMode::Clear && !call.encrypt {
             let kind = match mode {
                 SignMode::Detached => armor::Kind::Signature,
                 _ => armor::Kind::Message,
@@ -272,4 +279,54 @@ fn write_output(call: &DecryptCall, signed: &[u8]) -> Result<()> {
         }
         Some(path) => crate::output::write_file(Path::new(path), signed, call.yes),
     }
+}
+
+/// `--encrypt --sign`: the real gpg encrypts the signed packets (`--no-literal`) with the
+/// call's recipients, trust and output, reading them on its standard input. Returns its exit
+/// code.
+fn encrypt(call: &DecryptCall, args: &[OsString], real_gpg: &Path, signed: &[u8]) -> u8 {
+    let mut rest: Vec<OsString> = vec!["--no-literal".into()];
+    let mut skip_value = false;
+    for (i, arg) in args.iter().enumerate() {
+        let text = arg.to_string_lossy();
+        if skip_value {
+            skip_value = false;
+            continue;
+        }
+        if Some(i) == call.source_index {
+            rest.push("-".into());
+            continue;
+        }
+        match text.as_ref() {
+            "--sign" | "-s" => continue,
+            "-u" | "--local-user" | "--default-key" => {
+                skip_value = true;
+                continue;
+            }
+            t if t.starts_with("--local-user=") || t.starts_with("--default-key=") => continue,
+            _ => rest.push(arg.clone()),
+        }
+    }
+    let child = std::process::Command::new(real_gpg)
+        .env(real::RUNNING_REAL, "1")
+        .args(&rest)
+        .stdin(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cardecrypt-gpg: cannot run {}: {e}", real_gpg.display());
+            return GPG_FAILED;
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        if let Err(e) = stdin.write_all(signed) {
+            eprintln!("cardecrypt-gpg: cannot hand the signed data to gpg: {e}");
+        }
+    }
+    child
+        .wait()
+        .ok()
+        .and_then(|s| s.code())
+        .map_or(GPG_FAILED, |c| c.clamp(0, 255) as u8)
 }

@@ -128,3 +128,53 @@ pub fn gpgme_signs_with_the_card_in_every_mode(env: &Env) {
     assert!(!other.status.success());
     assert_eq!(front.pinentry_asks(), asked, "no PIN for another key");
 }
+
+/// GPGME's encrypt-and-sign (neomutt, KMail, Emacs): signed by the card, encrypted by the real
+/// gpg to a software key; the real gpg decrypts it and checks the card's signature.
+pub fn gpgme_encrypts_and_signs_with_the_card(env: &Env) {
+    env.import_to_card("cv25519");
+    let front = FrontEnd::new(env, "encsign");
+    let primary = front.fingerprint("cv25519@cardecrypt.test");
+    let script = env.path("gpgme-encsign.py");
+    std::fs::write(
+        &script,
+        r#"
+import gpg, json, sys
+front_end, home, recipient = sys.argv[1:4]
+ctx = gpg.Context(armor=True)
+ctx.set_engine_info(gpg.constants.protocol.OpenPGP, file_name=front_end, home_dir=home)
+key = ctx.get_key(recipient)
+cipher, result, sign_result = ctx.encrypt(b"signed by the card, encrypted by gpg\n",
+                                          recipients=[key], sign=True, always_trust=True)
+print(json.dumps({"cipher": cipher.decode(), "signer": sign_result.signatures[0].fpr}))
+"#,
+    )
+    .expect("script");
+    lock_card(env);
+    let out = run(
+        front
+            .client(env, &mut Command::new("/usr/bin/python3"))
+            .arg(&script)
+            .arg(front.bin().join("gpg"))
+            .arg(front.home())
+            .arg(&front.signer),
+        b"",
+    );
+    assert_ok(&out, "python3-gpg encrypt+sign");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(json["signer"], primary.as_str(), "{json}");
+    let cipher = json["cipher"].as_str().expect("cipher");
+    assert!(cipher.starts_with("-----BEGIN PGP MESSAGE-----"));
+    let opened = front.gpg(&["--status-fd", "2", "--decrypt"], cipher.as_bytes());
+    assert_ok(&opened, "gpg --decrypt");
+    assert_eq!(
+        text(&opened.stdout),
+        "signed by the card, encrypted by gpg\n"
+    );
+    assert!(
+        text(&opened.stderr).contains(&format!("VALIDSIG {primary}")),
+        "{}",
+        text(&opened.stderr)
+    );
+    assert_eq!(front.pinentry_asks(), 1);
+}
