@@ -14,6 +14,7 @@
 //! - [`card`]: everything that talks to a card (PC/SC transport, PINs, key data)
 //! - [`lenient`]: mending what other implementations encode loosely (MPIs)
 //! - [`output`]: writing plaintext safely
+//! - [`desktop`]: notifications and the session's lock and sleep signals (D-Bus)
 //! - leaves, depending on nothing else here: [`error`] (failures with a hint and an exit
 //!   code), [`ui`] (the one trait through which the core asks the user anything),
 //!   [`gpg_status`] (gpg's status lines), [`paths`], [`time`]
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod decrypt;
+pub mod desktop;
 pub mod engine;
 pub mod error;
 pub mod gpg;

@@ -27,6 +27,8 @@ pub struct Prompter {
     pub pinentry_only: bool,
     /// The terminal a pinentry should use (GPGME's `--ttyname`), before `GPG_TTY`.
     pub tty_name: Option<String>,
+    /// The desktop notification while the card waits for a touch.
+    pub notice: Option<crate::desktop::Notice>,
 }
 
 /// gpg's command-descriptor protocol (`--command-fd N`, as Emacs EasyPG and Evolution
@@ -142,6 +144,18 @@ impl Interaction for Prompter {
 
     fn touch(&mut self, ident: &str) {
         eprintln!("cardecrypt: touch your card {ident} to decrypt");
+        // Mail clients show no stderr: the desktop says it, once the wait is noticeable.
+        if self.pinentry_only || !std::io::stderr().is_terminal() {
+            self.notice = Some(crate::desktop::Notice::after(
+                crate::desktop::NOTICE_DELAY,
+                "Touch your OpenPGP card".into(),
+                format!("The card {ident} waits for a touch to decrypt a message."),
+            ));
+        }
+    }
+
+    fn touch_done(&mut self) {
+        self.notice = None;
     }
 
     fn note(&mut self, message: &str) {

@@ -11,6 +11,8 @@ pub trait Interaction {
     fn user_pin(&mut self, ident: &str, tries_left: u8) -> Result<SecretString>;
     /// The card waits for a touch before it decrypts.
     fn touch(&mut self, ident: &str);
+    /// The card answered after [`touch`](Self::touch): whatever asked for it can go.
+    fn touch_done(&mut self) {}
     /// Something the user should know that is not an error.
     fn note(&mut self, message: &str);
 }

@@ -8,6 +8,8 @@
 //! running. `cargo test --test pcsc -- NAME` filters, `--list` lists.
 
 mod common;
+#[path = "pcsc/desktop.rs"]
+mod desktop;
 #[path = "pcsc/faults.rs"]
 mod faults;
 #[path = "pcsc/gpg_front.rs"]
@@ -30,6 +32,7 @@ use std::{
 
 use cardecrypt::error::exit;
 use common::*;
+use desktop::*;
 use faults::*;
 use gpg_front::*;
 use promises::*;
@@ -2155,6 +2158,8 @@ fn main() {
         env(a_kept_session_extends_one_holder),
         env(a_decompression_bomb_stays_in_bounded_memory),
         card(a_card_that_cannot_forget_is_reset),
+        card(a_touch_is_announced_on_the_desktop),
+        env(the_holder_lets_go_when_the_user_goes_away),
         env(mail_clients_show_messages_decrypted),
         env(mutts_gpg_command_line_works),
         env(card_generate_makes_a_certificate_gpg_uses),

@@ -247,6 +247,12 @@ pub fn hold(reader: &str, ident: &str, seconds: u64) -> Result<()> {
     });
     let serving = state.clone();
     std::thread::spawn(move || serve(listener, &serving));
+    // The user went away (sleep, screen lock, logout's lock): the card forgets the PIN now.
+    let leaving = state.clone();
+    crate::desktop::watch_away(move || {
+        leaving.stop.store(true, Ordering::SeqCst);
+        let _ = leaving.ctx.cancel();
+    });
     watch(&state, &name);
     let _ = std::fs::remove_file(&path);
     card.close_forgetting(&[forget::PW1]);

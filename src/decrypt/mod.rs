@@ -284,19 +284,15 @@ impl CardKeys<'_> {
         if info.touch_for_decrypt {
             self.ui.touch(&info.ident);
         }
-        let mut decryptor = CardDecryptor::new(&mut tx, public, &slot.algorithm);
-        for pkesk in &matching {
-            if let Some((algo, session_key)) = pkesk.decrypt(&mut decryptor, sym_algo) {
-                if fits(algo, &session_key) {
-                    if let Some(algo) = algo {
-                        self.report.sym_algo = Some(u8::from(algo));
-                    }
-                    return Ok(CardTry::Unwrapped(algo, session_key));
-                }
+        let unwrapped = unwrap_matching(&mut tx, public, slot, &matching, sym_algo, fits);
+        if info.touch_for_decrypt {
+            self.ui.touch_done();
+        }
+        if let Some((algo, session_key)) = unwrapped? {
+            if let Some(algo) = algo {
+                self.report.sym_algo = Some(u8::from(algo));
             }
-            if let Some(e) = decryptor.failure.take() {
-                return Err(e);
-            }
+            return Ok(CardTry::Unwrapped(algo, session_key));
         }
         // A PKESK that names this card's key and unwraps to a key that does not fit is
         // damage, not a wrong card; a hidden recipient may just be someone else.
@@ -312,6 +308,30 @@ impl CardKeys<'_> {
         }
         Ok(CardTry::NoKey(described))
     }
+}
+
+/// PSO:DECIPHER for each PKESK addressed to the card's key until one unwraps to a session key
+/// that fits the encrypted data.
+fn unwrap_matching(
+    tx: &mut openpgp_card::Card<openpgp_card::state::Transaction<'_>>,
+    public: pubkey::PublicKey,
+    slot: &card::SlotInfo,
+    matching: &[&PKESK],
+    sym_algo: Option<SymmetricAlgorithm>,
+    fits: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
+) -> Result<Option<(Option<SymmetricAlgorithm>, SessionKey)>> {
+    let mut decryptor = CardDecryptor::new(tx, public, &slot.algorithm);
+    for pkesk in matching {
+        if let Some((algo, session_key)) = pkesk.decrypt(&mut decryptor, sym_algo) {
+            if fits(algo, &session_key) {
+                return Ok(Some((algo, session_key)));
+            }
+        }
+        if let Some(e) = decryptor.failure.take() {
+            return Err(e);
+        }
+    }
+    Ok(None)
 }
 
 /// A PKESK's recipient as gpg's ENC_TO shows it: key id (zeros when hidden) and algorithm.

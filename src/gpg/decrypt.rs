@@ -48,6 +48,7 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
         loopback,
         pinentry_only: true,
         tty_name: call.ttyname.clone(),
+        notice: None,
     };
     if let Some(display) = &call.display {
         // The pinentry we start inherits it, as gpg-agent's would.

@@ -220,6 +220,7 @@ fn signing_pin(call: &DecryptCall, config: &Config, info: &card::CardInfo) -> Re
         loopback: loopback(call),
         pinentry_only: true,
         tty_name: call.ttyname.clone(),
+        notice: None,
     };
     ui.user_pin(&info.ident, info.pw1_tries)
 }

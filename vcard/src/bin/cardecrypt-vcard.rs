@@ -31,6 +31,10 @@ struct Args {
     /// a PIN's verified state) with 6A86
     #[arg(long)]
     no_pin_reset: bool,
+    /// Answer PSO (decrypt, sign) only after MS milliseconds, as a card does that waits for
+    /// its owner's touch
+    #[arg(long, value_name = "MS")]
+    touch_delay_ms: Option<u64>,
 }
 
 fn parse_ins(s: &str) -> Result<u8, String> {
@@ -67,11 +71,15 @@ fn main() -> ExitCode {
     let count_file = args.count_apdus;
     let vanish = args.vanish_at_ins;
     let no_pin_reset = args.no_pin_reset;
+    let touch_delay = args.touch_delay_ms.map(std::time::Duration::from_millis);
     let hooks = vpcd::Hooks {
         before_apdu: Box::new(move |apdu: &[u8]| {
             if vanish.is_some() && apdu.get(1).copied() == vanish {
                 eprintln!("cardecrypt-vcard: vanishing at INS {:02X}", apdu[1]);
                 std::process::exit(0);
+            }
+            if let (Some(delay), Some(0x2A)) = (touch_delay, apdu.get(1).copied()) {
+                std::thread::sleep(delay);
             }
             let pin_reset = apdu.get(1..3) == Some(&[0x20, 0xFF][..]);
             (no_pin_reset && pin_reset).then(|| vec![0x6A, 0x86])
