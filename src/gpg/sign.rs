@@ -154,7 +154,19 @@ fn sign_on(
     config: &Config,
 ) -> Result<(Vec<Status>, Option<Vec<u8>>)> {
     let info = card::CardInfo::read(tx)?;
-    let pin = signing_pin(call, config, &info)?;
+    let mut ui = Prompter {
+        pinentry: config.pinentry.clone(),
+        loopback: loopback(call),
+        pinentry_only: true,
+        tty_name: call.ttyname.clone(),
+        notice: None,
+    };
+    let pin = signing_pin(call, &info, &mut ui)?;
+    let touch = tx
+        .user_interaction_flag(KeyType::Signing)
+        .ok()
+        .flatten()
+        .is_some_and(|uif| uif.touch_policy().touch_required());
     let mut input = Vec::new();
     read_message(call)?
         .take(MAX_INPUT + 1)
@@ -176,7 +188,14 @@ fn sign_on(
     } else {
         SignatureType::Binary
     };
-    let signed = make(call, mode, signer, class, created, &input)?;
+    if touch {
+        ui.touch(&info.ident);
+    }
+    let signed = make(call, mode, signer, class, created, &input);
+    if touch {
+        ui.touch_done();
+    }
+    let signed = signed?;
     if !call.encrypt {
         write_output(call, &signed)?;
     }
@@ -201,7 +220,11 @@ fn sign_on(
 
 /// The user PIN for a signature, as for decrypting: from `--passphrase-fd` or the caller's
 /// loopback, else a pinentry; a blocked PIN or the last try is refused.
-fn signing_pin(call: &DecryptCall, config: &Config, info: &card::CardInfo) -> Result<SecretString> {
+fn signing_pin(
+    call: &DecryptCall,
+    info: &card::CardInfo,
+    ui: &mut Prompter,
+) -> Result<SecretString> {
     let given = match call.passphrase_fd {
         Some(fd) => pin::read_pin(&pin::PinSource::Fd(fd))?,
         None => None,
@@ -215,13 +238,6 @@ fn signing_pin(call: &DecryptCall, config: &Config, info: &card::CardInfo) -> Re
             "and --pinentry-mode forbids asking for it".into(),
         ));
     }
-    let mut ui = Prompter {
-        pinentry: config.pinentry.clone(),
-        loopback: loopback(call),
-        pinentry_only: true,
-        tty_name: call.ttyname.clone(),
-        notice: None,
-    };
     ui.user_pin(&info.ident, info.pw1_tries)
 }
 
