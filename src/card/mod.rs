@@ -209,6 +209,17 @@ pub fn slot_info(tx: &mut Card<Transaction<'_>>, key_type: KeyType) -> Result<Op
     }))
 }
 
+/// The card's application identifier as gpg writes it (CARDCTRL, field 15 of a card key).
+pub fn aid_hex(aid: &openpgp_card::ocard::data::ApplicationIdentifier) -> String {
+    format!(
+        "D2760001240{:X}{:04X}{:04X}{:08X}0000",
+        aid.application(),
+        aid.version(),
+        aid.manufacturer(),
+        aid.serial()
+    )
+}
+
 /// True when `wanted` names this card: its full ident (`FFFE:00000001`) or its serial alone.
 pub fn ident_matches(ident: &str, wanted: &str) -> bool {
     let wanted = wanted.trim().to_ascii_uppercase();

@@ -268,15 +268,7 @@ impl CardKeys<'_> {
         self.report.reader = open.reader.clone();
         self.report.card_aid = tx
             .application_identifier()
-            .map(|aid| {
-                format!(
-                    "D2760001240{:X}{:04X}{:04X}{:08X}0000",
-                    aid.application(),
-                    aid.version(),
-                    aid.manufacturer(),
-                    aid.serial()
-                )
-            })
+            .map(|aid| card::aid_hex(&aid))
             .unwrap_or_default();
         let public = pubkey::decryption_key(&mut tx, slot, self.options.key_cache.as_deref())?;
         self.report.key_fingerprint = public.fingerprint().to_hex();

@@ -266,15 +266,8 @@ fn write_status(call: &DecryptCall, lines: &[Status], inner_lines: &[String]) {
     let Ok(mut status) = StatusWriter::open(call.status_fd) else {
         return;
     };
-    let okay = lines
-        .iter()
-        .position(|l| matches!(l, Status::DecryptionOkay))
-        .unwrap_or(lines.len());
-    let (head, tail) = lines.split_at(okay);
-    // Our report describes the packet stream, not the literal data inside it: the literal
-    // and signature lines are the real gpg's.
-    let ours = |l: &&Status| !matches!(l, Status::Plaintext { .. } | Status::PlaintextLength(_));
-    for line in head.iter().filter(ours) {
+    let (head, tail) = order::split(lines);
+    for line in head {
         status.write(line);
     }
     status.write_raw(inner_lines);

@@ -101,6 +101,22 @@ pub fn status_shares_output(call: &DecryptCall, output: Option<&Path>) -> bool {
     }
 }
 
+/// Our lines before DECRYPTION_OKAY without the literal data's (the real gpg's describe
+/// the literal data; ours the packet stream around it), and the lines from DECRYPTION_OKAY
+/// on.
+pub fn split(lines: &[Status]) -> (Vec<&Status>, &[Status]) {
+    let okay = lines
+        .iter()
+        .position(|l| matches!(l, Status::DecryptionOkay))
+        .unwrap_or(lines.len());
+    let (head, tail) = lines.split_at(okay);
+    let ours = head
+        .iter()
+        .filter(|l| !matches!(l, Status::Plaintext { .. } | Status::PlaintextLength(_)))
+        .collect();
+    (ours, tail)
+}
+
 /// Our lines with the real gpg's in gpg's order on one descriptor: ours up to
 /// DECRYPTION_INFO, the PLAINTEXT lines, the plaintext, the signature lines, then ours from
 /// DECRYPTION_OKAY on.
@@ -111,13 +127,8 @@ pub fn write_in_order(
     plaintext: &[u8],
 ) -> Result<()> {
     let mut status = StatusWriter::open(call.status_fd)?;
-    let okay = lines
-        .iter()
-        .position(|l| matches!(l, Status::DecryptionOkay))
-        .unwrap_or(lines.len());
-    let (head, tail) = lines.split_at(okay);
-    let ours = |l: &&Status| !matches!(l, Status::Plaintext { .. } | Status::PlaintextLength(_));
-    for line in head.iter().filter(ours) {
+    let (head, tail) = split(lines);
+    for line in head {
         status.write(line);
     }
     let (literal, signatures): (Vec<String>, Vec<String>) = inner_lines

@@ -88,13 +88,7 @@ fn present_cards() -> Vec<CardKeys> {
         })
         .collect();
         found.push(CardKeys {
-            aid: format!(
-                "D2760001240{:X}{:04X}{:04X}{:08X}0000",
-                aid.application(),
-                aid.version(),
-                aid.manufacturer(),
-                aid.serial()
-            ),
+            aid: card::aid_hex(&aid),
             key_ids,
         });
     }
