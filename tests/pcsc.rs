@@ -2184,6 +2184,7 @@ fn main() {
         env(notmuch_stashes_session_keys_and_shows_without_the_card),
         env(the_command_line_shows_and_takes_session_keys),
         env(status_and_plaintext_on_one_descriptor_come_in_gpgs_order),
+        env(aerc_shows_a_card_message),
         env(gpgme_signs_with_the_card_in_every_mode),
         env(gpgme_encrypts_and_signs_with_the_card),
         env(planted_holder_state_moves_nothing),

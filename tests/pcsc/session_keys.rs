@@ -236,3 +236,102 @@ pub fn status_and_plaintext_on_one_descriptor_come_in_gpgs_order(env: &Env) {
 fn front_gpg(front: &FrontEnd) -> PathBuf {
     front.bin().join("gpg")
 }
+
+/// The real aerc (Debian's 0.14, `pgp-provider = gpg`, cardecrypt-gpg first on PATH) in tmux
+/// opens a card message from a maildir and shows its text.
+pub fn aerc_shows_a_card_message(env: &Env) {
+    if !Path::new("/usr/bin/aerc").exists() {
+        assert!(
+            std::env::var("CARDECRYPT_PCSC_TESTS").as_deref() != Ok("require"),
+            "aerc is required here: scripts/test.sh installs it"
+        );
+        println!("aerc not installed: skipped");
+        return;
+    }
+    env.import_to_card("cv25519");
+    let front = FrontEnd::new(env, "aerc");
+    let body = format!("Content-Type: text/plain; charset=utf-8\n\nThe {WORD} that aerc shows.\n");
+    let encrypted = front.gpg(&["-a", "-r", CARD_FPR, "--encrypt"], body.as_bytes());
+    assert_ok(&encrypted, "encrypt");
+    let maildir = env.path("aerc-Mail/INBOX");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
+    }
+    let mut message = "From: Alice <alice@example.org>\nTo: Bob <bob@example.org>\n\
+        Subject: for aerc\nDate: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <aerc@example.org>\n\
+        MIME-Version: 1.0\nContent-Type: multipart/encrypted; \
+        protocol=\"application/pgp-encrypted\"; boundary=\"aerc-boundary-0000000000001\"\n\n\
+        --aerc-boundary-0000000000001\nContent-Type: application/pgp-encrypted\n\n\
+        Version: 1\n\n--aerc-boundary-0000000000001\n\
+        Content-Type: application/octet-stream; name=\"encrypted.asc\"\n\n"
+        .as_bytes()
+        .to_vec();
+    message.extend_from_slice(&encrypted.stdout);
+    message.extend_from_slice(b"\n--aerc-boundary-0000000000001--\n");
+    std::fs::write(maildir.join("cur/1:2,S"), &message).expect("mail");
+    let config = env.path("aerc-config/aerc");
+    std::fs::create_dir_all(&config).expect("config");
+    std::fs::write(
+        config.join("aerc.conf"),
+        "[general]\npgp-provider=gpg\nunsafe-accounts-conf=true\n[viewer]\npager=cat\n\
+         [filters]\ntext/plain=cat\n",
+    )
+    .expect("aerc.conf");
+    let accounts = config.join("accounts.conf");
+    std::fs::write(
+        &accounts,
+        format!(
+            "[Test]\nsource=maildir://{}\noutgoing=/bin/true\nfrom=Bob <bob@example.org>\n\
+             default=INBOX\n",
+            maildir.parent().expect("Mail").display()
+        ),
+    )
+    .expect("accounts.conf");
+    std::fs::set_permissions(&accounts, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    lock_card(env);
+    let session = format!("cardecrypt-aerc-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        let mut cmd = Command::new("tmux");
+        front
+            .client(env, &mut cmd)
+            .env("HOME", env.dir.path())
+            .env("XDG_CONFIG_HOME", env.path("aerc-config"))
+            .env("TERM", "xterm-256color");
+        cmd.args(args).output().expect("tmux")
+    };
+    let _ = tmux(&["kill-session", "-t", &session]);
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "160",
+        "-y",
+        "50",
+        "aerc",
+    ]);
+    assert!(started.status.success(), "tmux: {}", text(&started.stderr));
+    let capture = || text(&tmux(&["capture-pane", "-p", "-t", &session]).stdout);
+    let wait_for = |what: &str| {
+        let until = Instant::now() + Duration::from_secs(15);
+        let mut shown = capture();
+        while !shown.contains(what) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(300));
+            shown = capture();
+        }
+        shown
+    };
+    let listed = wait_for("for aerc");
+    assert!(listed.contains("for aerc"), "aerc's list:\n{listed}");
+    tmux(&["send-keys", "-t", &session, "Enter"]);
+    let shown = wait_for(WORD);
+    tmux(&["send-keys", "-t", &session, ":quit", "Enter"]);
+    let _ = tmux(&["kill-session", "-t", &session]);
+    assert!(
+        shown.contains(&format!("The {WORD} that aerc shows.")),
+        "aerc showed:\n{shown}"
+    );
+    assert!(!shown.contains("no media type"), "{shown}");
+    assert_eq!(front.pinentry_asks(), 1);
+}
