@@ -2187,6 +2187,7 @@ fn main() {
         env(aerc_shows_a_card_message),
         env(gpgme_signs_with_the_card_in_every_mode),
         env(gpgme_encrypts_and_signs_with_the_card),
+        env(neomutt_sends_mail_signed_by_the_card),
         env(planted_holder_state_moves_nothing),
         env(full_filesystem_and_closed_stdout_leave_nothing),
         env(eight_decrypts_at_once_share_the_card),

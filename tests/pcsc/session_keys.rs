@@ -291,7 +291,9 @@ pub fn aerc_shows_a_card_message(env: &Env) {
     lock_card(env);
     let session = format!("cardecrypt-aerc-{}", std::process::id());
     let tmux = |args: &[&str]| {
+        // A server of its own: a running one would start the client with its environment.
         let mut cmd = Command::new("tmux");
+        cmd.args(["-L", &session]);
         front
             .client(env, &mut cmd)
             .env("HOME", env.dir.path())
@@ -327,7 +329,7 @@ pub fn aerc_shows_a_card_message(env: &Env) {
     tmux(&["send-keys", "-t", &session, "Enter"]);
     let shown = wait_for(WORD);
     tmux(&["send-keys", "-t", &session, ":quit", "Enter"]);
-    let _ = tmux(&["kill-session", "-t", &session]);
+    let _ = tmux(&["kill-server"]);
     assert!(
         shown.contains(&format!("The {WORD} that aerc shows.")),
         "aerc showed:\n{shown}"

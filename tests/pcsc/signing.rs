@@ -178,3 +178,121 @@ print(json.dumps({"cipher": cipher.decode(), "signer": sign_result.signatures[0]
     );
     assert_eq!(front.pinentry_asks(), 1);
 }
+
+/// neomutt in its default GPGME mode, in tmux, sends a message signed by the card
+/// (`crypt_autosign`) into a file through its sendmail command; the real gpg checks the
+/// PGP/MIME signature.
+pub fn neomutt_sends_mail_signed_by_the_card(env: &Env) {
+    env.import_to_card("cv25519");
+    let front = FrontEnd::new(env, "neomutt-sign");
+    let primary = front.fingerprint("cv25519@cardecrypt.test");
+    let sent = env.path("neomutt-sent.eml");
+    let sendmail = env.path("neomutt-sendmail.sh");
+    std::fs::write(
+        &sendmail,
+        format!("#!/bin/sh\ncat > '{}'\n", sent.display()),
+    )
+    .expect("sendmail");
+    std::fs::set_permissions(&sendmail, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let body = env.path("neomutt-body.txt");
+    std::fs::write(&body, "Signed on the card, sent by neomutt.\n").expect("body");
+    let muttrc = env.path("neomutt-sign-muttrc");
+    std::fs::write(
+        &muttrc,
+        format!(
+            "set crypt_use_gpgme=yes\nset crypt_autosign=yes\nset editor=true\n\
+             set abort_unmodified=no\nset folder=\"{}\"\n\
+             set sendmail=\"{}\"\nset record=\"\"\nset copy=no\nset from=\"Card Owner <cv25519@cardecrypt.test>\"\n\
+             set use_from=yes\nset header_cache=\"\"\nset message_cachedir=\"\"\n\
+             set mailcap_path=/dev/null\nset fast_reply=yes\n",
+            env.dir.path().display(),
+            sendmail.display()
+        ),
+    )
+    .expect("muttrc");
+    lock_card(env);
+    let session = format!("cardecrypt-neomutt-sign-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        // A server of its own: a running one would start the client with its environment.
+        let mut cmd = Command::new("tmux");
+        cmd.args(["-L", &session]);
+        front
+            .client(env, &mut cmd)
+            .env("HOME", env.dir.path())
+            .env("TERM", "xterm-256color");
+        cmd.args(args).output().expect("tmux")
+    };
+    let _ = tmux(&["kill-session", "-t", &session]);
+    let started = tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "160",
+        "-y",
+        "50",
+        &format!(
+            "neomutt -n -F {} -s signed -i {} alice@example.org",
+            muttrc.display(),
+            body.display()
+        ),
+    ]);
+    assert!(started.status.success(), "tmux: {}", text(&started.stderr));
+    let capture = || text(&tmux(&["capture-pane", "-p", "-t", &session]).stdout);
+    let until = Instant::now() + Duration::from_secs(15);
+    let mut shown = capture();
+    while !shown.contains("y:Send") && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
+        shown = capture();
+    }
+    assert!(shown.contains("y:Send"), "no compose menu:\n{shown}");
+    // Keys typed while the menu is still being set up are lost.
+    std::thread::sleep(Duration::from_millis(700));
+    tmux(&["send-keys", "-t", &session, "y"]);
+    let until = Instant::now() + Duration::from_secs(15);
+    while !sent.exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let last = capture();
+    let _ = tmux(&["kill-server"]);
+    let mail = std::fs::read_to_string(&sent).unwrap_or_else(|_| panic!("nothing sent:\n{last}"));
+    assert!(mail.contains("multipart/signed"), "{mail}");
+    let (signed, signature) = split_signed(&mail);
+    let (data, sig) = (env.path("neomutt-signed-part"), env.path("neomutt-sig.asc"));
+    std::fs::write(&data, signed).expect("part");
+    std::fs::write(&sig, signature).expect("sig");
+    let verify = front.gpg(
+        &[
+            "--status-fd",
+            "1",
+            "--verify",
+            sig.to_str().expect("utf8"),
+            data.to_str().expect("utf8"),
+        ],
+        b"",
+    );
+    assert!(
+        text(&verify.stdout).contains(&format!("VALIDSIG {primary}")),
+        "gpg --verify:\n{}\n{}\n{mail}",
+        text(&verify.stdout),
+        text(&verify.stderr)
+    );
+    assert_eq!(front.pinentry_asks(), 1);
+}
+
+/// The signed part (its lines ending in CRLF, as RFC 3156 signs them) and the signature of a
+/// multipart/signed message.
+fn split_signed(mail: &str) -> (String, String) {
+    let boundary = mail
+        .split("boundary=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("boundary");
+    let delimiter = format!("\n--{boundary}");
+    let parts: Vec<&str> = mail.split(&delimiter).collect();
+    let signed = parts[1].trim_start_matches('\n');
+    let signature = parts[2];
+    let signature = &signature[signature.find("-----BEGIN").expect("armor")..];
+    (signed.replace('\n', "\r\n"), signature.to_string())
+}
