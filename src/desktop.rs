@@ -6,7 +6,6 @@
 use std::{
     collections::HashMap,
     sync::{mpsc, Arc},
-    thread::JoinHandle,
     time::Duration,
 };
 
@@ -20,15 +19,22 @@ pub const NOTICE_DELAY: Duration = Duration::from_millis(700);
 /// closed when this is dropped.
 pub struct Notice {
     done: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Disconnected when the thread has ended (the notification closed).
+    ended: mpsc::Receiver<()>,
 }
+
+/// How long dropping a notice waits for the notification to close: a notification service
+/// that does not answer must not hold up the command.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 impl Notice {
     /// Shows `summary` and `body` after `delay` (on the session bus's notification
     /// service), until dropped. Without a session bus or service nothing is shown.
     pub fn after(delay: Duration, summary: String, body: String) -> Notice {
         let (done, waiting) = mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
+        let (ending, ended) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let _ending = ending;
             if waiting.recv_timeout(delay) != Err(mpsc::RecvTimeoutError::Timeout) {
                 return;
             }
@@ -50,7 +56,7 @@ impl Notice {
         });
         Notice {
             done: Some(done),
-            thread: Some(thread),
+            ended,
         }
     }
 }
@@ -58,9 +64,7 @@ impl Notice {
 impl Drop for Notice {
     fn drop(&mut self) {
         self.done.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        let _ = self.ended.recv_timeout(CLOSE_WAIT);
     }
 }
 

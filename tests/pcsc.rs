@@ -506,6 +506,90 @@ impl Watchdog {
     }
 }
 
+/// A PGP/MIME email from Alice to Bob carrying `armored`, with Message-ID
+/// `<SUBJECT@example.org>` (a long boundary: some clients take any line containing a short
+/// one for a boundary).
+fn pgp_mime_email(subject: &str, armored: &[u8]) -> Vec<u8> {
+    let boundary = "pgp-mime-boundary-0000000000000001";
+    let mut m = format!(
+        "From: Alice <alice@example.org>\nTo: Bob <bob@example.org>\nSubject: {subject}\n\
+         Date: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <{subject}@example.org>\n\
+         MIME-Version: 1.0\nContent-Type: multipart/encrypted; \
+         protocol=\"application/pgp-encrypted\"; boundary=\"{boundary}\"\n\n--{boundary}\n\
+         Content-Type: application/pgp-encrypted\n\nVersion: 1\n\n--{boundary}\n\
+         Content-Type: application/octet-stream; name=\"encrypted.asc\"\n\n"
+    )
+    .into_bytes();
+    m.extend_from_slice(armored);
+    m.extend_from_slice(format!("\n--{boundary}--\n").as_bytes());
+    m
+}
+
+/// A terminal program in a tmux server of its own (a running server would start it with that
+/// server's environment, not ours), 160 by 50; the server is stopped when this is dropped.
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    /// Starts `program` through `client` (a `tmux` command carrying the environment).
+    fn start(name: &str, client: &mut Command, program: &str) -> Tmux {
+        let tmux = Tmux {
+            name: format!("{name}-{}", std::process::id()),
+        };
+        let started = client
+            .args(["-L", &tmux.name, "new-session", "-d", "-s", &tmux.name])
+            .args(["-x", "160", "-y", "50", program])
+            .output()
+            .expect("tmux");
+        assert!(started.status.success(), "tmux: {}", text(&started.stderr));
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.name])
+            .args(args)
+            .output()
+            .expect("tmux")
+    }
+
+    fn screen(&self) -> String {
+        text(&self.run(&["capture-pane", "-p", "-t", &self.name]).stdout)
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.name];
+        args.extend(keys);
+        self.run(&args);
+    }
+
+    /// The screen once it shows `what`, or after 15 s.
+    fn wait_for(&self, what: &str) -> String {
+        let until = Instant::now() + Duration::from_secs(15);
+        let mut shown = self.screen();
+        while !shown.contains(what) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(200));
+            shown = self.screen();
+        }
+        shown
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// A maildir at `dir` holding `message` as its one read message.
+fn maildir_with(dir: &Path, message: &[u8]) {
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("maildir");
+    }
+    std::fs::write(dir.join("cur/1:2,S"), message).expect("mail");
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -1516,19 +1600,6 @@ fn mail_clients_show_messages_decrypted(env: &Env) {
              MIME-Version: 1.0\n"
         )
     };
-    let pgp_mime = |subject: &str, body: &[u8]| {
-        let mut m = format!(
-            "{}Content-Type: multipart/encrypted; \
-             protocol=\"application/pgp-encrypted\"; boundary=\"b1\"\n\n--b1\n\
-             Content-Type: application/pgp-encrypted\n\nVersion: 1\n\n--b1\n\
-             Content-Type: application/octet-stream; name=\"encrypted.asc\"\n\n",
-            headers(subject)
-        )
-        .into_bytes();
-        m.extend_from_slice(body);
-        m.extend_from_slice(b"\n--b1--\n");
-        m
-    };
     let mut inline = format!(
         "{}Content-Type: text/plain; charset=us-ascii\n\nHi Bob,\n\n",
         headers("inline")
@@ -1537,9 +1608,9 @@ fn mail_clients_show_messages_decrypted(env: &Env) {
     inline.extend(armor(b"The inline secret, decrypted by the card.\n"));
     inline.extend_from_slice(b"\nAlice\n");
     let messages = [
-        ("good", pgp_mime("good", &armored)),
+        ("good", pgp_mime_email("good", &armored)),
         ("inline", inline),
-        ("tampered", pgp_mime("tampered", &tampered)),
+        ("tampered", pgp_mime_email("tampered", &tampered)),
     ];
     for (folder, message) in &messages {
         std::fs::write(maildir.join(folder).join("cur/1:2,S"), message).expect("mail");

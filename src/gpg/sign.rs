@@ -46,28 +46,23 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
     let mut source = PcscSource::default();
     let counter = ApduCounter::default();
     let cards = card::open_all(&mut source, &counter, false).unwrap_or_default();
-    let mut chosen = None;
+    // The card is chosen and signs in one transaction (one read of its data, not two).
+    let mut result = None;
     for mut open in cards {
-        let key = match open.card.transaction() {
-            Ok(mut tx) => signing_key(&mut tx),
-            Err(_) => None,
+        let Ok(mut tx) = open.card.transaction() else {
+            continue;
         };
-        if let Some(key) = key.filter(|k| named(call, k, real_gpg)) {
-            chosen = Some((open, key));
+        if let Some(key) = signing_key(&mut tx).filter(|k| named(call, k, real_gpg)) {
+            result = Some(sign_on(&mut tx, call, mode, key, config));
             break;
         }
     }
-    let Some((mut open, key)) = chosen else {
+    let Some(result) = result else {
         drop(source);
         let e = real::exec(real_gpg, args);
         eprintln!("cardecrypt-gpg: {e}");
         return GPG_FAILED;
     };
-    let result = open
-        .card
-        .transaction()
-        .map_err(Error::from)
-        .and_then(|mut tx| sign_on(&mut tx, call, mode, key, config));
     for note in source.release(false) {
         eprintln!("cardecrypt-gpg: {note}");
     }

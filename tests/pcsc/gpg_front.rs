@@ -458,20 +458,7 @@ pub fn mail_clients_decrypt_through_cardecrypt_gpg(env: &Env) {
     let encrypted = front.gpg(&["-a", "-r", CARD_FPR, "--encrypt"], body.as_bytes());
     assert_ok(&encrypted, "encrypt");
     let maildir = env.path("clients-Mail");
-    for sub in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
-    }
-    let mut message = "From: Alice <alice@example.org>\nTo: Bob <bob@example.org>\n\
-        Subject: gpgme\nDate: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <gpgme@example.org>\n\
-        MIME-Version: 1.0\nContent-Type: multipart/encrypted; \
-        protocol=\"application/pgp-encrypted\"; boundary=\"b1\"\n\n--b1\n\
-        Content-Type: application/pgp-encrypted\n\nVersion: 1\n\n--b1\n\
-        Content-Type: application/octet-stream; name=\"encrypted.asc\"\n\n"
-        .as_bytes()
-        .to_vec();
-    message.extend_from_slice(&encrypted.stdout);
-    message.extend_from_slice(b"\n--b1--\n");
-    std::fs::write(maildir.join("cur/1:2,S"), &message).expect("mail");
+    maildir_with(&maildir, &pgp_mime_email("gpgme", &encrypted.stdout));
     let secret = "The GPGME secret, decrypted by the card.";
 
     // notmuch: `notmuch show --decrypt=true`.

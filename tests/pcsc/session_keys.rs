@@ -17,21 +17,7 @@ pub fn notmuch_stashes_session_keys_and_shows_without_the_card(env: &Env) {
     let encrypted = front.gpg(&["-a", "-r", CARD_FPR, "--encrypt"], body.as_bytes());
     assert_ok(&encrypted, "encrypt");
     let maildir = env.path("stash-Mail");
-    for sub in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
-    }
-    let mut message = "From: Alice <alice@example.org>\nTo: Bob <bob@example.org>\n\
-        Subject: stash\nDate: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <stash@example.org>\n\
-        MIME-Version: 1.0\nContent-Type: multipart/encrypted; \
-        protocol=\"application/pgp-encrypted\"; boundary=\"stash-boundary-000000000001\"\n\n\
-        --stash-boundary-000000000001\nContent-Type: application/pgp-encrypted\n\n\
-        Version: 1\n\n--stash-boundary-000000000001\n\
-        Content-Type: application/octet-stream; name=\"encrypted.asc\"\n\n"
-        .as_bytes()
-        .to_vec();
-    message.extend_from_slice(&encrypted.stdout);
-    message.extend_from_slice(b"\n--stash-boundary-000000000001--\n");
-    std::fs::write(maildir.join("cur/1:2,S"), &message).expect("mail");
+    maildir_with(&maildir, &pgp_mime_email("stash", &encrypted.stdout));
     let config = env.path("stash-notmuch-config");
     std::fs::write(
         &config,
@@ -140,18 +126,22 @@ pub fn the_command_line_shows_and_takes_session_keys(env: &Env) {
     assert_ok(&opened, "--override-session-key-fd");
     assert_eq!(text(&opened.stdout), plain);
     let mail = env.path("session.eml");
-    let mut email = b"From: a@example.org\nSubject: s\nMIME-Version: 1.0\nContent-Type: \
-        multipart/encrypted; protocol=\"application/pgp-encrypted\"; \
-        boundary=\"session-boundary-0000000001\"\n\n--session-boundary-0000000001\n\
-        Content-Type: application/pgp-encrypted\n\nVersion: 1\n\n\
-        --session-boundary-0000000001\nContent-Type: application/octet-stream\n\n"
-        .to_vec();
-    email.extend_from_slice(&out.stdout);
-    email.extend_from_slice(b"\n--session-boundary-0000000001--\n");
+    let email = pgp_mime_email("session", &out.stdout);
     std::fs::write(&mail, &email).expect("mail");
     let opened = with_key(&["mail", mail.to_str().expect("utf8")], &key_file);
     assert_ok(&opened, "mail --override-session-key-fd");
     assert!(text(&opened.stdout).contains(plain.trim()));
+    // `mail --show-session-key` gives the same key through the card.
+    let shown = env.cardecrypt_with_pin(
+        &["mail", "--show-session-key", mail.to_str().expect("utf8")],
+        b"",
+    );
+    assert_ok(&shown, "mail --show-session-key");
+    assert!(
+        text(&shown.stderr).contains(&format!("session key: '{key}'")),
+        "{}",
+        text(&shown.stderr)
+    );
 
     // A wrong key: refused, nothing written.
     let mut wrong = key.clone();
@@ -254,21 +244,7 @@ pub fn aerc_shows_a_card_message(env: &Env) {
     let encrypted = front.gpg(&["-a", "-r", CARD_FPR, "--encrypt"], body.as_bytes());
     assert_ok(&encrypted, "encrypt");
     let maildir = env.path("aerc-Mail/INBOX");
-    for sub in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
-    }
-    let mut message = "From: Alice <alice@example.org>\nTo: Bob <bob@example.org>\n\
-        Subject: for aerc\nDate: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <aerc@example.org>\n\
-        MIME-Version: 1.0\nContent-Type: multipart/encrypted; \
-        protocol=\"application/pgp-encrypted\"; boundary=\"aerc-boundary-0000000000001\"\n\n\
-        --aerc-boundary-0000000000001\nContent-Type: application/pgp-encrypted\n\n\
-        Version: 1\n\n--aerc-boundary-0000000000001\n\
-        Content-Type: application/octet-stream; name=\"encrypted.asc\"\n\n"
-        .as_bytes()
-        .to_vec();
-    message.extend_from_slice(&encrypted.stdout);
-    message.extend_from_slice(b"\n--aerc-boundary-0000000000001--\n");
-    std::fs::write(maildir.join("cur/1:2,S"), &message).expect("mail");
+    maildir_with(&maildir, &pgp_mime_email("for-aerc", &encrypted.stdout));
     let config = env.path("aerc-config/aerc");
     std::fs::create_dir_all(&config).expect("config");
     std::fs::write(
@@ -289,47 +265,19 @@ pub fn aerc_shows_a_card_message(env: &Env) {
     .expect("accounts.conf");
     std::fs::set_permissions(&accounts, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     lock_card(env);
-    let session = format!("cardecrypt-aerc-{}", std::process::id());
-    let tmux = |args: &[&str]| {
-        // A server of its own: a running one would start the client with its environment.
-        let mut cmd = Command::new("tmux");
-        cmd.args(["-L", &session]);
-        front
-            .client(env, &mut cmd)
-            .env("HOME", env.dir.path())
-            .env("XDG_CONFIG_HOME", env.path("aerc-config"))
-            .env("TERM", "xterm-256color");
-        cmd.args(args).output().expect("tmux")
-    };
-    let _ = tmux(&["kill-session", "-t", &session]);
-    let started = tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "160",
-        "-y",
-        "50",
-        "aerc",
-    ]);
-    assert!(started.status.success(), "tmux: {}", text(&started.stderr));
-    let capture = || text(&tmux(&["capture-pane", "-p", "-t", &session]).stdout);
-    let wait_for = |what: &str| {
-        let until = Instant::now() + Duration::from_secs(15);
-        let mut shown = capture();
-        while !shown.contains(what) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(300));
-            shown = capture();
-        }
-        shown
-    };
-    let listed = wait_for("for aerc");
-    assert!(listed.contains("for aerc"), "aerc's list:\n{listed}");
-    tmux(&["send-keys", "-t", &session, "Enter"]);
-    let shown = wait_for(WORD);
-    tmux(&["send-keys", "-t", &session, ":quit", "Enter"]);
-    let _ = tmux(&["kill-server"]);
+    let mut client = Command::new("tmux");
+    front
+        .client(env, &mut client)
+        .env("HOME", env.dir.path())
+        .env("XDG_CONFIG_HOME", env.path("aerc-config"))
+        .env("TERM", "xterm-256color");
+    let aerc = Tmux::start("cardecrypt-aerc", &mut client, "aerc");
+    let listed = aerc.wait_for("for-aerc");
+    assert!(listed.contains("for-aerc"), "aerc's list:\n{listed}");
+    aerc.keys(&["Enter"]);
+    let shown = aerc.wait_for(WORD);
+    aerc.keys(&[":quit", "Enter"]);
+    drop(aerc);
     assert!(
         shown.contains(&format!("The {WORD} that aerc shows.")),
         "aerc showed:\n{shown}"

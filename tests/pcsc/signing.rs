@@ -211,51 +211,31 @@ pub fn neomutt_sends_mail_signed_by_the_card(env: &Env) {
     )
     .expect("muttrc");
     lock_card(env);
-    let session = format!("cardecrypt-neomutt-sign-{}", std::process::id());
-    let tmux = |args: &[&str]| {
-        // A server of its own: a running one would start the client with its environment.
-        let mut cmd = Command::new("tmux");
-        cmd.args(["-L", &session]);
-        front
-            .client(env, &mut cmd)
-            .env("HOME", env.dir.path())
-            .env("TERM", "xterm-256color");
-        cmd.args(args).output().expect("tmux")
-    };
-    let _ = tmux(&["kill-session", "-t", &session]);
-    let started = tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "160",
-        "-y",
-        "50",
+    let mut client = Command::new("tmux");
+    front
+        .client(env, &mut client)
+        .env("HOME", env.dir.path())
+        .env("TERM", "xterm-256color");
+    let neomutt = Tmux::start(
+        "cardecrypt-neomutt-sign",
+        &mut client,
         &format!(
             "neomutt -n -F {} -s signed -i {} alice@example.org",
             muttrc.display(),
             body.display()
         ),
-    ]);
-    assert!(started.status.success(), "tmux: {}", text(&started.stderr));
-    let capture = || text(&tmux(&["capture-pane", "-p", "-t", &session]).stdout);
-    let until = Instant::now() + Duration::from_secs(15);
-    let mut shown = capture();
-    while !shown.contains("y:Send") && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(200));
-        shown = capture();
-    }
+    );
+    let shown = neomutt.wait_for("y:Send");
     assert!(shown.contains("y:Send"), "no compose menu:\n{shown}");
     // Keys typed while the menu is still being set up are lost.
     std::thread::sleep(Duration::from_millis(700));
-    tmux(&["send-keys", "-t", &session, "y"]);
+    neomutt.keys(&["y"]);
     let until = Instant::now() + Duration::from_secs(15);
     while !sent.exists() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(200));
     }
-    let last = capture();
-    let _ = tmux(&["kill-server"]);
+    let last = neomutt.screen();
+    drop(neomutt);
     let mail = std::fs::read_to_string(&sent).unwrap_or_else(|_| panic!("nothing sent:\n{last}"));
     assert!(mail.contains("multipart/signed"), "{mail}");
     let (signed, signature) = split_signed(&mail);
