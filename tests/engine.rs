@@ -435,6 +435,34 @@ fn garbage_is_not_openpgp_but_a_broken_packet_is_a_bad_message() {
     assert!(matches!(err, Error::BadMessage(_)), "{err}");
 }
 
+/// Ciphertext altered where the first inner packet's tag is: the packets inside no longer
+/// parse (a "secret key" where literal data was), and the MDC fails. That is damage (exit 6,
+/// BadMessage), found by reading on to the MDC, not a malformed message.
+#[test]
+fn altered_ciphertext_that_garbles_the_inner_packets_is_damage() {
+    let message = encrypt(
+        &[&cert("cv25519")],
+        b"an altered literal packet",
+        Form::default(),
+    );
+    // PKESK (new format, one-octet length), then the SEIPD packet's header and version.
+    assert_eq!(message[0], 0xC1, "a PKESK first");
+    let seipd = 2 + usize::from(message[1]);
+    assert_eq!(message[seipd], 0xD2, "then a SEIPD packet");
+    let header = match message[seipd + 1] {
+        0..=191 | 224..=254 => 2,
+        192..=223 => 3,
+        _ => 6,
+    };
+    // Plaintext: 16 random bytes, 2 check bytes, then the literal packet's tag (0xCB). CFB
+    // flips the same plaintext bits as ciphertext bits: 0xCB ^ 0x0E is 0xC5, a secret key.
+    let mut altered = message.clone();
+    altered[seipd + header + 1 + 18] ^= 0x0E;
+    let err = decrypts(&altered).expect_err("altered");
+    assert!(matches!(err, Error::BadMessage(_)), "{err:?}");
+    assert!(decrypts(&message).is_ok(), "the original decrypts");
+}
+
 /// A file input of 64 MiB or more reports its progress: "checking" then "writing" for a
 /// stream's two passes, each rising to the file's size; a small one reports nothing.
 #[test]

@@ -48,22 +48,32 @@ pub(super) fn inner_message(
             .unwrap_or_else(|| malformed_or_damaged(anyhow_chain(&e)))
     };
     let mut decrypted = super::reframe::Reframed::new(&mut decrypted);
-    let mut verifier = VerifierBuilder::from_reader(&mut decrypted)
-        .map(|b| b.buffer_size(VERIFIER_BUFFER).mapping(false))
-        .and_then(|b| b.with_policy(&policy, None, helper))
-        .map_err(inner_error)?;
-    let written = pump(&mut verifier, out, failure, "cannot write the plaintext")?;
-    if !verifier.message_processed() {
-        return Err(Error::BadMessage("the message ended early".into()));
+    let parsed = (|| {
+        let mut verifier = VerifierBuilder::from_reader(&mut decrypted)
+            .map(|b| b.buffer_size(VERIFIER_BUFFER).mapping(false))
+            .and_then(|b| b.with_policy(&policy, None, helper))
+            .map_err(inner_error)?;
+        let written = pump(&mut verifier, out, failure, "cannot write the plaintext")?;
+        if !verifier.message_processed() {
+            return Err(Error::BadMessage("the message ended early".into()));
+        }
+        Ok(written)
+    })();
+    // The rest still has to pass the MDC / final tag, also when the packets inside could not
+    // be parsed: garbage from altered ciphertext is damage, not a malformed message.
+    let drained = io::copy(&mut decrypted, &mut io::sink());
+    match parsed {
+        Ok(written) => drained.map(|_| written).map_err(|e| {
+            failure
+                .take()
+                .unwrap_or_else(|| malformed_or_damaged(io_error_chain(&e)))
+        }),
+        // What the decryption layer found (the MDC or a tag failed) explains the parse error.
+        Err(e) => Err(match drained {
+            Err(_) => failure.take().unwrap_or(e),
+            Ok(_) => e,
+        }),
     }
-    drop(verifier);
-    // Anything after the inner message still has to pass the MDC / final tag.
-    io::copy(&mut decrypted, &mut io::sink()).map_err(|e| {
-        failure
-            .take()
-            .unwrap_or_else(|| malformed_or_damaged(io_error_chain(&e)))
-    })?;
-    Ok(written)
 }
 
 /// The decrypted packet stream as it is, to its end (so the MDC or final tag is checked).

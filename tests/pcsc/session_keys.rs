@@ -249,7 +249,7 @@ pub fn aerc_shows_a_card_message(env: &Env) {
     std::fs::create_dir_all(&config).expect("config");
     std::fs::write(
         config.join("aerc.conf"),
-        "[general]\npgp-provider=gpg\nunsafe-accounts-conf=true\n[viewer]\npager=cat\n\
+        "[general]\npgp-provider=gpg\nunsafe-accounts-conf=true\n\
          [filters]\ntext/plain=cat\n",
     )
     .expect("aerc.conf");
