@@ -302,7 +302,9 @@ impl Env {
         } else {
             cmd.env_remove("CARDECRYPT_CARD");
         }
+        // GNUPGHOME: a scdaemon told of a reset (src/card/scdaemon.rs) is the tests' own.
         cmd.env("XDG_CACHE_HOME", self.path("cache"))
+            .env("GNUPGHOME", &self.gnupghome)
             .env("XDG_RUNTIME_DIR", self.path("run"))
             .env("CARDECRYPT_CONFIG", self.path("no-config"))
             .env_remove("CARDECRYPT_KEEP_UNLOCKED")
@@ -2185,6 +2187,27 @@ macro_rules! cases {
     (@one card $case:ident) => { (stringify!($case), $case) };
 }
 
+/// Makes the test card forget every PIN (VERIFY P1=FF), as a card losing power would.
+fn lock_the_card() {
+    let Ok(ctx) = pcsc::Context::establish(pcsc::Scope::User) else {
+        return;
+    };
+    let reader = std::ffi::CString::new(reader_name()).expect("reader name");
+    let Ok(card) = ctx.connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY) else {
+        return;
+    };
+    let mut buf = [0u8; 300];
+    let select = [
+        0x00, 0xA4, 0x04, 0x00, 0x06, 0xD2, 0x76, 0x00, 0x01, 0x24, 0x01,
+    ];
+    if card.transmit(&select, &mut buf).is_ok() {
+        for pin in [0x81, 0x82, 0x83] {
+            let _ = card.transmit(&[0x00, 0x20, 0xFF, pin], &mut buf);
+        }
+    }
+    let _ = card.disconnect(pcsc::Disposition::LeaveCard);
+}
+
 /// Whether this machine can run the tier: pcscd and vpcd installed, or a pcscd with the vpcd
 /// reader already running. `scripts/test.sh` and CI set CARDECRYPT_PCSC_TESTS=require, so
 /// there a missing part fails instead of skipping.
@@ -2226,6 +2249,8 @@ fn main() {
         env(a_shared_connection_does_not_keep_our_pin),
         env(a_pin_another_program_sent_is_left_alone),
         env(scdaemon_sharing_the_card_does_not_keep_our_pin),
+        env(scdaemon_keeps_working_beside_us),
+        env(one_pin_for_every_part_of_an_email),
         env(a_kept_session_extends_one_holder),
         env(a_decompression_bomb_stays_in_bounded_memory),
         card(a_card_that_cannot_forget_is_reset),
@@ -2286,6 +2311,11 @@ fn main() {
                     let vcard = Some(VcardProcess::start(&env.state));
                     Shared { env, vcard }
                 });
+                // Each case starts with no gpg agent and a locked card: a PIN scdaemon verified
+                // outlives scdaemon until the card loses power, and would spare the next case
+                // a PIN it must be asked for.
+                state.env.stop_gpg();
+                lock_the_card();
                 catch_unwind(AssertUnwindSafe(|| case(&state.env, &mut state.vcard))).map_err(
                     |panic| {
                         let text = panic

@@ -58,6 +58,7 @@ fuzz_target!(|data: &[u8]| {
             source: PinSource::Ask,
             batch: false,
             allow_last_try: true,
+            memory: Default::default(),
         },
         trace: false,
         key_cache: None,

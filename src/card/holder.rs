@@ -173,9 +173,20 @@ fn inherited_descriptors() -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// Ends the holder of card `ident`, if any, by asking it. Returns whether one was running.
+/// Ends the holder of card `ident`, if any, by asking it, and waits (at most 3 s) until it
+/// has let go of the card. Returns whether one was running.
 pub fn stop(ident: &str) -> bool {
-    ask(ident, "stop").is_some_and(|a| a == "stopping")
+    if ask(ident, "stop").as_deref() != Some("stopping") {
+        return false;
+    }
+    // The holder keeps its lock file until it has closed its connection and locked the card.
+    if let Ok(path) = socket_path(ident) {
+        let until = Instant::now() + Duration::from_secs(3);
+        while matches!(lock_file(&path), Ok(None)) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    true
 }
 
 /// Time since boot, suspend included: a deadline on it passes during a suspend as on a wall
@@ -372,29 +383,6 @@ fn read_request(stream: &mut UnixStream) -> Option<String> {
         .then(|| String::from_utf8(line.to_vec()).ok())
         .flatten()
         .map(|s| s.trim().to_string())
-}
-
-/// Makes a card forget both user PINs now (`cardecrypt lock`): VERIFY with P1=FF.
-pub fn reset_pin_state(backend: &mut dyn card_backend::CardBackend) -> Result<()> {
-    let mut tx = backend
-        .transaction(None)
-        .map_err(|e| pcsc_backend::classify(&e))?;
-    let select = [
-        0x00, 0xA4, 0x04, 0x00, 0x06, 0xD2, 0x76, 0x00, 0x01, 0x24, 0x01, 0x00,
-    ];
-    tx.transmit(&select, 256)
-        .map_err(|e| pcsc_backend::classify(&e))?;
-    for mode in [forget::PW1_SIGN, forget::PW1] {
-        let resp = tx
-            .transmit(&[0x00, 0x20, 0xFF, mode], 256)
-            .map_err(|e| pcsc_backend::classify(&e))?;
-        if !resp.ends_with(&[0x90, 0x00]) {
-            return Err(Error::Card(
-                "the card does not support resetting the PIN state (VERIFY P1=FF)".into(),
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

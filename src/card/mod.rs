@@ -10,6 +10,7 @@ pub mod pcsc_backend;
 pub mod pin;
 pub mod pubkey;
 pub mod report;
+pub mod scdaemon;
 pub mod signer;
 
 use card_backend::CardBackend;
@@ -60,6 +61,17 @@ pub struct PcscSource {
 }
 
 impl PcscSource {
+    /// A source whose cards keep the user PIN after the transaction that verified it, when
+    /// the user asked to keep the card unlocked (`keep_pw1`): a holder may take it over.
+    /// Otherwise every PIN is forgotten before its transaction ends.
+    pub fn keeping_pw1(keep_pw1: bool) -> Self {
+        let source = PcscSource::default();
+        if keep_pw1 {
+            source.verified.keep_after_transactions(&[forget::PW1]);
+        }
+        source
+    }
+
     /// Makes the cards forget the PINs we verified, except the user PIN when a holder keeps
     /// it for the user (`keep_pw1`). Returns a note for each card that had to be reset for it.
     pub fn release(&mut self, keep_pw1: bool) -> Vec<String> {

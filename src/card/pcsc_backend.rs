@@ -74,10 +74,12 @@ impl PcscCard {
         &self.reader
     }
 
-    /// Closes the connection, the card made to forget `pins` first (reset if it cannot).
+    /// Closes the connection, then makes the card forget `pins` (see
+    /// [`super::forget::forget_in_reader`]).
     pub fn close_forgetting(mut self, pins: &[u8]) -> Option<super::forget::Forgot> {
         let card = self.card.take()?;
-        Some(super::forget::forget_on(card, pins))
+        let _ = card.disconnect(pcsc::Disposition::LeaveCard);
+        super::forget::forget_in_reader(&self.reader, pins)
     }
 }
 
@@ -152,6 +154,7 @@ impl CardBackend for PcscCard {
             was_reset,
             verified,
             reader,
+            sent: Vec::new(),
         };
         if was_reset {
             if let Some(app) = reselect_application {
@@ -174,6 +177,30 @@ struct PcscTransaction<'a> {
     was_reset: bool,
     verified: &'a Verified,
     reader: &'a str,
+    /// PINs this transaction verified.
+    sent: Vec<u8>,
+}
+
+impl Drop for PcscTransaction<'_> {
+    /// The PINs this transaction verified are forgotten before it ends (see [`super::forget`]),
+    /// unless the user asked to keep them. A card that refuses keeps them noted, for the end
+    /// of the command to reset it; a card gone has forgotten by itself.
+    fn drop(&mut self) {
+        let pins: Vec<u8> = std::mem::take(&mut self.sent)
+            .into_iter()
+            .filter(|pin| self.verified.forget_in_transaction(*pin))
+            .collect();
+        let mut buf = [0u8; 258];
+        for pin in pins {
+            let cmd = [0x00, 0x20, 0xFF, pin];
+            match self.tx.transmit(&cmd, &mut buf) {
+                Ok(resp) => {
+                    self.verified.observe(self.reader, &cmd, resp);
+                }
+                Err(_) => break,
+            }
+        }
+    }
 }
 
 impl CardTransaction for PcscTransaction<'_> {
@@ -189,7 +216,11 @@ impl CardTransaction for PcscTransaction<'_> {
         if resp.len() < 2 {
             return Err(SmartcardError::SmartCardConnectionError(REMOVED.into()));
         }
-        self.verified.observe(self.reader, cmd, resp);
+        if let Some(pin) = self.verified.observe(self.reader, cmd, resp) {
+            if !self.sent.contains(&pin) {
+                self.sent.push(pin);
+            }
+        }
         Ok(resp.to_vec())
     }
 

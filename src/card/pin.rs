@@ -1,6 +1,6 @@
 //! Unlocking the decryption key: PIN sources, retry-counter care, no automatic retries.
 
-use std::{io::Read, path::PathBuf};
+use std::{io::Read, path::PathBuf, sync::Mutex};
 
 use openpgp_card::{ocard::StatusBytes, state::Transaction, Card};
 use secrecy::{ExposeSecret, SecretString};
@@ -27,6 +27,27 @@ pub struct PinPolicy {
     pub source: PinSource,
     pub batch: bool,
     pub allow_last_try: bool,
+    /// The PIN a card accepted, for the rest of the command.
+    pub memory: PinMemory,
+}
+
+/// The PIN one card accepted, kept (zeroized when it goes) until the command ends: the card
+/// forgets it after each transaction, and the next part of an email must not ask again.
+#[derive(Default)]
+pub struct PinMemory(Mutex<Option<(String, SecretString)>>);
+
+impl PinMemory {
+    fn recall(&self, ident: &str) -> Option<SecretString> {
+        let kept = self.0.lock().ok()?;
+        let (card, pin) = kept.as_ref()?;
+        (card == ident).then(|| SecretString::from(pin.expose_secret()))
+    }
+
+    fn remember(&self, ident: &str, pin: SecretString) {
+        if let Ok(mut kept) = self.0.lock() {
+            *kept = Some((ident.to_string(), pin));
+        }
+    }
 }
 
 /// Reads a PIN from a file or descriptor: the first line, without its line ending.
@@ -87,36 +108,39 @@ pub fn unlock(
     policy: &PinPolicy,
     ui: &mut dyn Interaction,
 ) -> Result<bool> {
-    let given = read_pin(&policy.source)?;
+    // Ask the card first: a card still unlocked (by our holder, or by another program that
+    // will go on believing so) needs no PIN, and gets none from us to forget later. An
+    // empty VERIFY answers 9000 (verified) or 63Cx (x tries left) and spends nothing.
     let mut tries = info.pw1_tries;
-    let pin = match given {
+    match tx.card().check_pw1_user() {
+        Ok(()) => return Ok(false),
+        Err(openpgp_card::Error::CardStatus(StatusBytes::PasswordNotChecked(n))) => tries = n,
+        Err(_) => {}
+    }
+    let pin = match policy.memory.recall(&info.ident) {
         Some(pin) => pin,
-        None => {
-            // Ask the card before asking the user: a card still unlocked needs no PIN. An
-            // empty VERIFY answers 9000 (verified) or 63Cx (x tries left) and spends nothing.
-            match tx.card().check_pw1_user() {
-                Ok(()) => return Ok(false),
-                Err(openpgp_card::Error::CardStatus(StatusBytes::PasswordNotChecked(n))) => {
-                    tries = n
-                }
-                Err(_) => {}
-            }
-            check_tries(tries, policy.allow_last_try)?;
-            if policy.batch {
+        None => match read_pin(&policy.source)? {
+            Some(pin) => pin,
+            None if policy.batch => {
+                check_tries(tries, policy.allow_last_try)?;
                 return Err(Error::PinUnavailable(
                     "and --batch forbids asking for it".into(),
                 ));
             }
-            ui.user_pin(&info.ident, tries)?
-        }
+            None => {
+                check_tries(tries, policy.allow_last_try)?;
+                ui.user_pin(&info.ident, tries)?
+            }
+        },
     };
     check_tries(tries, policy.allow_last_try)?;
     if pin.expose_secret().is_empty() {
         return Err(Error::PinUnavailable("and the PIN given is empty".into()));
     }
-    tx.verify_user_pin(pin)
-        .map(|()| true)
-        .map_err(|e| pin_failure(e, tries))
+    let copy = SecretString::from(pin.expose_secret());
+    tx.verify_user_pin(pin).map_err(|e| pin_failure(e, tries))?;
+    policy.memory.remember(&info.ident, copy);
+    Ok(true)
 }
 
 /// Maps a failed PIN operation to our error. Cards differ: most answer 63Cx (x tries

@@ -82,8 +82,13 @@ impl crypto::Signer for CardSigner<'_, '_> {
             }
             _ => SigningAlgo::ECC,
         };
-        if let Err(e) = self.tx.verify_user_signing_pin(self.pin.clone()) {
-            return Err(self.fail(e));
+        // A signing PIN another program verified (a card set to take it for several
+        // signatures) is used as it is: sent again, it would be ours to forget, behind
+        // that program's back.
+        if self.tx.card().check_pw1_sign().is_err() {
+            if let Err(e) = self.tx.verify_user_signing_pin(self.pin.clone()) {
+                return Err(self.fail(e));
+            }
         }
         let sig = match self.tx.card().signature_for_hash(algo, digest) {
             Ok(sig) => sig,

@@ -40,7 +40,7 @@ pub fn run(args: &DecryptArgs, verbose: bool) -> Result<()> {
     let mut status = StatusWriter::open(args.status_fd)?;
     let mut report = Report::default();
     let overwrite = args.read.overwrite || args.gpg.yes;
-    let mut source = PcscSource::default();
+    let mut source = PcscSource::keeping_pw1(keep_asked(&args.read, &config).is_some());
     let result = decrypt_to(
         input,
         args.read.output.as_deref(),
@@ -226,7 +226,7 @@ pub(crate) fn keep_unlocked(
     ui: &mut dyn Interaction,
 ) -> bool {
     let ours = source.verified_in(&report.reader);
-    let keep = read.keep_unlocked.or(config.keep_unlocked);
+    let keep = keep_asked(read, config);
     match crate::card::holder::keep(&report.card, &report.reader, ours, keep) {
         Ok(true) => {
             if let (true, Some(keep)) = (verbose, keep) {
@@ -244,6 +244,14 @@ pub(crate) fn keep_unlocked(
             false
         }
     }
+}
+
+/// How long the user asked the card to stay unlocked after a decrypt (command line, else
+/// config file); `None` when not at all.
+pub(crate) fn keep_asked(read: &ReadArgs, config: &Config) -> Option<std::time::Duration> {
+    read.keep_unlocked
+        .or(config.keep_unlocked)
+        .filter(|k| !k.is_zero())
 }
 
 /// The end of a command that used cards: they forget the PINs we sent, PW1 left to the

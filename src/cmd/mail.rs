@@ -1,6 +1,6 @@
 //! `cardecrypt mail [FILE]`: decrypt a whole email.
 
-use super::decrypt::{keep_unlocked, options, release, write_out};
+use super::decrypt::{keep_asked, keep_unlocked, options, release, write_out};
 use crate::{
     card::PcscSource, cli::MailArgs, config::Config, decrypt, error::Result, mail::message,
     prompt::Prompter, ui::Interaction, Done,
@@ -20,7 +20,7 @@ pub fn run(args: &MailArgs, verbose: bool) -> Result<Done> {
         loopback: None,
         ..Prompter::default()
     };
-    let mut source = PcscSource::default();
+    let mut source = PcscSource::keeping_pw1(keep_asked(&args.read, &config).is_some());
     let outcome = {
         let mut decrypt_one =
             |armored: &[u8]| decrypt::decrypt(&mut &armored[..], &mut source, &mut ui, &options);

@@ -49,5 +49,6 @@ pub(crate) fn pin_policy(args: &PinArgs, passphrase_fd: Option<i32>) -> PinPolic
         source,
         batch: args.batch,
         allow_last_try: args.allow_last_pin_try,
+        memory: Default::default(),
     }
 }

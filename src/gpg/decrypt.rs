@@ -66,6 +66,7 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
             // gpg's `--pinentry-mode error|cancel`: never ask, fail as gpg would.
             batch: matches!(call.pinentry_mode.as_deref(), Some("error" | "cancel")),
             allow_last_try: false,
+            memory: Default::default(),
         },
         trace: false,
         key_cache: crate::card::pubkey::default_cache_dir(),
@@ -85,7 +86,7 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
         Err(e) => return fail(call, &Report::default(), &e),
     };
     let mut report = Report::default();
-    let mut source = PcscSource::default();
+    let mut source = PcscSource::keeping_pw1(keep_asked(config).is_some());
     let shared = order::status_shares_output(call, output.as_deref());
     let mut inner_gpg = InnerGpg::new(call, output.clone(), real_gpg).capturing(shared);
     let result = message
@@ -163,15 +164,21 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
 /// keeps the card unlocked after a PIN was accepted. A failure to do so spoils nothing.
 /// Returns whether a holder keeps the PIN.
 fn keep_unlocked(config: &Config, report: &Report, source: &PcscSource) -> bool {
-    let from_env = std::env::var("CARDECRYPT_KEEP_UNLOCKED")
-        .ok()
-        .and_then(|v| crate::time::parse_duration(&v).ok());
     let ours = source.verified_in(&report.reader);
-    let keep = from_env.or(config.keep_unlocked);
+    let keep = keep_asked(config);
     crate::card::holder::keep(&report.card, &report.reader, ours, keep).unwrap_or_else(|e| {
         eprintln!("cardecrypt-gpg: cannot keep the card unlocked: {e}");
         false
     })
+}
+
+/// How long the card is to stay unlocked after a decrypt; `None` when not at all.
+fn keep_asked(config: &Config) -> Option<std::time::Duration> {
+    std::env::var("CARDECRYPT_KEEP_UNLOCKED")
+        .ok()
+        .and_then(|v| crate::time::parse_duration(&v).ok())
+        .or(config.keep_unlocked)
+        .filter(|k| !k.is_zero())
 }
 
 /// The cards forget the PINs we sent (PW1 left to the holder when `kept`).

@@ -160,6 +160,7 @@ pub fn options(source: PinSource, batch: bool) -> DecryptOptions {
             source,
             batch,
             allow_last_try: false,
+            memory: Default::default(),
         },
         trace: false,
         key_cache: None,

@@ -9,6 +9,8 @@ use super::*;
 struct OtherProgram {
     _ctx: pcsc::Context,
     card: pcsc::Card,
+    /// Times it found the card reset (by someone else) and reconnected, as programs do.
+    resets_seen: usize,
 }
 
 impl OtherProgram {
@@ -18,11 +20,26 @@ impl OtherProgram {
         let card = ctx
             .connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
             .expect("shared connection");
-        OtherProgram { _ctx: ctx, card }
+        OtherProgram {
+            _ctx: ctx,
+            card,
+            resets_seen: 0,
+        }
     }
 
-    /// Sends APDUs in one transaction; the status words of each answer.
+    /// Sends APDUs in one transaction; the status words of each answer. A card reset by
+    /// someone else is reconnected to first.
     fn send(&mut self, apdus: &[&[u8]]) -> Vec<[u8; 2]> {
+        if let Err(pcsc::Error::ResetCard) = self.card.transaction().map(drop) {
+            self.resets_seen += 1;
+            self.card
+                .reconnect(
+                    pcsc::ShareMode::Shared,
+                    pcsc::Protocols::ANY,
+                    pcsc::Disposition::LeaveCard,
+                )
+                .expect("reconnect after a reset");
+        }
         let tx = self.card.transaction().expect("transaction");
         let mut buf = [0u8; 300];
         apdus
@@ -101,7 +118,11 @@ pub fn a_shared_connection_does_not_keep_our_pin(env: &Env) {
         "inspect --decrypt with the PIN",
     );
     assert!(!other.pw1_verified(), "unlocked after inspect --decrypt");
-    // A kept session ends with the PIN forgotten too.
+    // Forgotten in the transaction that sent it: nobody else saw the card unlocked, and no
+    // reset was needed.
+    assert_eq!(other.resets_seen, 0, "a decrypt reset the card");
+    // A kept session ends with the PIN forgotten too: with another program connected (it
+    // may have verified the PIN meanwhile and go on believing so), by a reset it sees.
     let out = env.cardecrypt_with_pin(&["--keep-unlocked", "2s"], &message);
     assert_ok(&out, "decrypt, kept for 2 s");
     assert!(other.pw1_verified(), "not kept unlocked");
@@ -117,6 +138,7 @@ pub fn a_shared_connection_does_not_keep_our_pin(env: &Env) {
         !other.pw1_verified(),
         "still unlocked after the kept time ran out"
     );
+    assert_eq!(other.resets_seen, 1, "the other program saw no reset");
     let out = env.cardecrypt(&["--batch"], &message);
     assert_fails(&out, exit::PIN, "needs its PIN");
     assert_ok(&env.cardecrypt(&["card", "status"], b""), "card status");
@@ -140,8 +162,18 @@ pub fn a_pin_another_program_sent_is_left_alone(env: &Env) {
         None,
         "a holder for a PIN not ours"
     );
-    assert_ok(&env.cardecrypt(&["lock"], b""), "lock");
+    let out = env.cardecrypt(&["lock"], b"");
+    assert_ok(&out, "lock");
+    assert!(
+        text(&out.stderr).contains("other programs use the card"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!other.pw1_verified(), "lock leaves the card unlocked");
+    assert_eq!(
+        other.resets_seen, 1,
+        "locked behind the other program's back"
+    );
 }
 
 /// scdaemon with `pcsc-shared`, as the README tells gpg users to set it, keeps its connection
@@ -178,6 +210,105 @@ pub fn scdaemon_sharing_the_card_does_not_keep_our_pin(env: &Env) {
         .arg(home.path())
         .args(["--kill", "all"])
         .status();
+    assert_fails(&out, exit::PIN, "needs its PIN");
+}
+
+/// scdaemon remembers that it verified the PIN and never asks the card again. Whatever we do
+/// must leave that belief true, or every later `gpg -d` fails with "Bad PIN" until scdaemon
+/// restarts: a card scdaemon unlocked gets no PIN from us (so nothing of ours to forget),
+/// and a card locked while scdaemon is connected is reset, which scdaemon notices.
+pub fn scdaemon_keeps_working_beside_us(env: &Env) {
+    env.import_to_card("cv25519");
+    env.gpg_knows_the_card_key();
+    assert_ok(&env.gpg(&["--card-status"], b""), "gpg --card-status");
+    let enc = env.gpg(&["-e", "-r", "cv25519@cardecrypt.test"], b"still gpg's\n");
+    assert_ok(&enc, "gpg -e");
+    let gpg_decrypts = |what: &str| {
+        let out = env.gpg(
+            &[
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                USER_PIN,
+                "-d",
+            ],
+            &enc.stdout,
+        );
+        assert_ok(&out, &format!("gpg -d {what}"));
+        assert_eq!(out.stdout, b"still gpg's\n", "{what}");
+    };
+    gpg_decrypts("first");
+    // The PIN file is not used: the card is unlocked, and scdaemon's to keep so.
+    let out = env.cardecrypt_with_pin(&[], &enc.stdout);
+    assert_ok(&out, "cardecrypt on the card scdaemon unlocked");
+    gpg_decrypts("after cardecrypt");
+    // `lock` with scdaemon connected resets the card; scdaemon, told, asks for the PIN again.
+    let out = env.cardecrypt(&["lock"], b"");
+    assert_ok(&out, "lock");
+    assert!(
+        text(&out.stderr).contains("other programs use the card"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = env.cardecrypt(&["--batch"], &enc.stdout);
+    assert_fails(&out, exit::PIN, "needs its PIN");
+    gpg_decrypts("after lock");
+    // The same when our holder's time ends (here by `lock`) after scdaemon used the card.
+    let out = env.cardecrypt_with_pin(&["--keep-unlocked", "60s"], &enc.stdout);
+    assert_ok(&out, "decrypt, kept");
+    gpg_decrypts("while our holder keeps the card");
+    assert_ok(&env.cardecrypt(&["lock"], b""), "lock the kept card");
+    let out = env.cardecrypt(&["--batch"], &enc.stdout);
+    assert_fails(&out, exit::PIN, "needs its PIN");
+    gpg_decrypts("after the holder locked");
+    env.stop_gpg();
+}
+
+/// The card forgets the PIN after each part of an email (each its own transaction), yet
+/// the user gives it once: a PIN read from a pipe is there for the second part too.
+pub fn one_pin_for_every_part_of_an_email(env: &Env) {
+    env.import_to_card("cv25519");
+    env.gpg_knows_the_card_key();
+    let part = |text: &str| {
+        let enc = env.gpg(
+            &["-e", "-a", "-r", "cv25519@cardecrypt.test"],
+            text.as_bytes(),
+        );
+        assert_ok(&enc, "gpg -e -a");
+        format!(
+            "--two-parts\nContent-Type: text/plain; charset=us-ascii\n\n{}",
+            String::from_utf8(enc.stdout).expect("armor")
+        )
+    };
+    let email = format!(
+        "From: Alice <alice@example.org>\nTo: Bob <bob@example.org>\nSubject: two\n\
+         MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"two-parts\"\n\n\
+         {}{}--two-parts--\n",
+        part("the first part\n"),
+        part("the second part\n")
+    );
+    let file = env.path("two-parts.eml");
+    std::fs::write(&file, email).expect("write");
+    let out = env.cardecrypt(
+        &[
+            "mail",
+            "--batch",
+            "--pin-fd",
+            "0",
+            file.to_str().expect("utf8"),
+        ],
+        format!("{USER_PIN}\n").as_bytes(),
+    );
+    assert_ok(&out, "mail with the PIN on a pipe");
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("the first part") && shown.contains("the second part"),
+        "{shown}"
+    );
+    let out = env.cardecrypt(
+        &["--batch"],
+        &std::fs::read(data_dir().join("base_seipd1.gpg")).expect("base"),
+    );
     assert_fails(&out, exit::PIN, "needs its PIN");
 }
 

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
     card::{
-        self,
+        self, forget,
         link::ApduCounter,
         pin::{read_pin, PinSource},
         report, CardInfo, CardSource, OpenCard, PcscSource,
@@ -74,9 +74,15 @@ pub fn lock(wanted: Option<&str>) -> Result<()> {
             seen.push(ident);
             continue;
         }
+        // Our connection goes first, before the holder locks the card as it leaves: it is
+        // locked by VERIFY P1=FF when no other program is connected, by a reset they all
+        // notice when one is.
+        drop(card);
         let had_holder = holder::stop(&ident);
-        let mut backend = card.into_backend();
-        holder::reset_pin_state(backend.as_mut())?;
+        let forgot = forget::forget_in_reader(&open.reader, &[forget::PW1_SIGN, forget::PW1]);
+        if let Some(note) = forgot.as_ref().and_then(|f| forget::note(&open.reader, f)) {
+            eprintln!("cardecrypt: {note}");
+        }
         eprintln!(
             "cardecrypt: card {ident} locked{}",
             if had_holder {
