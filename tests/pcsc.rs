@@ -1136,6 +1136,10 @@ fn gpg_keytocard_keys_decrypt_with_cardecrypt(env: &Env) {
         let algo = "cv25519";
         // Put another key in the slot first, so the key on the card is gpg's doing.
         env.import_to_card("nistp256");
+        // A card stub for this key from an earlier case (`gpg --card-status`) would stay in
+        // place of the imported secret key: gpg then calls it unusable.
+        env.stop_gpg();
+        let _ = std::fs::remove_dir_all(env.gnupghome.join("private-keys-v1.d"));
         let secret = data_dir().join(format!("keys/{algo}.sec.asc"));
         let loopback = ["--pinentry-mode", "loopback", "--passphrase", ""];
         let mut args = loopback.to_vec();
