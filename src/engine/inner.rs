@@ -17,7 +17,7 @@ use sequoia_openpgp::{
 use zeroize::Zeroizing;
 
 use super::{
-    memory,
+    literal, memory,
     packets::{anyhow_chain, malformed_or_damaged},
     Facts, Failure,
 };
@@ -40,6 +40,26 @@ pub(super) fn inner_message(
     out: &mut dyn Write,
     failure: &Failure,
 ) -> Result<u64> {
+    let mut first = [0u8; 1];
+    let got = loop {
+        match decrypted.read(&mut first) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(failure
+                    .take()
+                    .unwrap_or_else(|| malformed_or_damaged(io_error_chain(&e))))
+            }
+            Ok(n) => break n,
+        }
+    };
+    let mut decrypted = io::Cursor::new(first).take(got as u64).chain(decrypted);
+    if got == 1 && literal::starts_literal(first[0]) {
+        return literal::then_drain(&mut decrypted, failure, |stream| {
+            literal::literal_message(stream, facts, out, |body, out| {
+                pump(body, out, failure, "cannot write the plaintext")
+            })
+        });
+    }
     let policy = StandardPolicy::new();
     let helper = InnerHelper { certs, facts };
     let inner_error = |e: anyhow::Error| {

@@ -26,6 +26,7 @@ pub mod aead;
 pub mod armor;
 pub mod framing;
 mod inner;
+mod literal;
 pub mod memory;
 pub mod ocb;
 mod packets;

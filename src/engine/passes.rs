@@ -289,7 +289,13 @@ pub(super) fn two(
 ) -> Result<u64> {
     // Pass 1 authenticates without output. Its plaintext is kept while it is small,
     // so that a message of mail size needs no second pass.
-    let mut held = Held::default();
+    // A file this much larger than what is held cannot hold less plaintext (even stored
+    // deflate blocks grow by a 5-byte header per 64 KiB): pass 1 then keeps nothing, rather
+    // than copying 8 MiB into buffers that only grow, fault in and are wiped.
+    let mut held = Held {
+        overflowed: size.is_some_and(|s| s > (HELD + HELD / 64) as u64 + (1 << 16)),
+        ..Held::default()
+    };
     let (n, second, armored): (_, Box<dyn Read + Send + Sync>, _) = match input {
         Input::File(mut file) => {
             let guard = source::Guard::new(&mut file)?;
