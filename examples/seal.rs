@@ -2,6 +2,9 @@
 //! as SEIPD v2 with the AEAD mode given (ocb, eax, gcm), to standard output.
 //!
 //!   cargo run --release --example seal -- CERT ocb < plain > message.pgp
+//!
+//! With `SEAL_SESSION_KEY=HEX` (32 bytes), AES-256 with that session key, so that the
+//! engine can be timed without a card (`cardecrypt --override-session-key-fd`).
 
 use std::io::{self, Write};
 
@@ -35,9 +38,22 @@ fn main() -> anyhow::Result<()> {
         .map(|ka| Recipient::new(ka.valid_cert().features(), ka.key().key_handle(), ka.key()))
         .collect();
     let message = Message::new(io::BufWriter::with_capacity(1 << 20, io::stdout()));
-    let message = Encryptor::for_recipients(message, recipients)
-        .aead_algo(aead)
-        .build()?;
+    let encryptor = match std::env::var("SEAL_SESSION_KEY") {
+        Ok(hex) => {
+            let key: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+                .collect::<Result<_, _>>()?;
+            Encryptor::with_session_key(
+                message,
+                sequoia_openpgp::types::SymmetricAlgorithm::AES256,
+                key.into(),
+            )?
+            .add_recipients(recipients)
+        }
+        Err(_) => Encryptor::for_recipients(message, recipients),
+    };
+    let message = encryptor.aead_algo(aead).build()?;
     let mut literal = LiteralWriter::new(message).build()?;
     io::copy(&mut io::stdin().lock(), &mut literal)?;
     literal.finalize()?;

@@ -206,6 +206,7 @@ pub fn decrypt(
         tee: None,
         unwrap: settings.unwrap,
         threaded_output: None,
+        read_ahead: None,
         export_session_key: settings.export_session_key,
     };
     let size = match &input {

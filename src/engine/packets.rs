@@ -94,8 +94,13 @@ pub(super) fn decrypt_packets(
         },
         Keys::Ask(source) => unlock(source, &container, &found)?,
     };
-    if let (Container::Aead(_), Some(flag)) = (&container, &pass.threaded_output) {
-        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Container::Aead(_) = &container {
+        for flag in [&pass.threaded_output, &pass.read_ahead]
+            .into_iter()
+            .flatten()
+        {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
     let decrypted = open_container(&container, &unlocked, &mut body, asked, pass, failure)?;
     let written = if pass.unwrap {

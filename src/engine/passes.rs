@@ -39,6 +39,9 @@ pub(super) struct Pass<'p> {
     /// Set for an AEAD container when writing to a file: the file is then written on a
     /// thread of its own (SEIPD v1 keeps its second core for SHA-1).
     pub(super) threaded_output: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Set for an AEAD container in pass 1 of a file: the file is then read ahead on a
+    /// thread of its own (SEIPD v1 keeps the second core for SHA-1).
+    pub(super) read_ahead: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// Keep the session key in the facts ([`Settings::export_session_key`]).
     pub(super) export_session_key: bool,
 }
@@ -252,6 +255,7 @@ pub(super) fn second_pass(
         tee: None,
         unwrap: first.unwrap,
         threaded_output: None,
+        read_ahead: None,
         export_session_key: false,
     };
     let n = run_pass(
@@ -299,7 +303,9 @@ pub(super) fn two(
     let (n, second, armored): (_, Box<dyn Read + Send + Sync>, _) = match input {
         Input::File(mut file) => {
             let guard = source::Guard::new(&mut file)?;
-            let first = counted(Box::new(guard.record(&file)?), "checking", size, settings);
+            let ahead = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            pass.read_ahead = Some(ahead.clone());
+            let first = counted(guard.record(&file, ahead)?, "checking", size, settings);
             let n = run_pass(first, None, Keys::Ask(keys), &mut pass, &mut held, failure)?;
             let second = Box::new(guard.verify(&file, failure.clone())?);
             (n, counted(second, "writing", size, settings), None)
