@@ -307,7 +307,8 @@ pub(super) fn two(
             pass.read_ahead = Some(ahead.clone());
             let first = counted(guard.record(&file, ahead)?, "checking", size, settings);
             let n = run_pass(first, None, Keys::Ask(keys), &mut pass, &mut held, failure)?;
-            let second = Box::new(guard.verify(&file, failure.clone())?);
+            let share = pass.facts.aead_algo.is_none();
+            let second = Box::new(guard.verify(&file, failure.clone(), share)?);
             (n, counted(second, "writing", size, settings), None)
         }
         Input::Stream(stream) => {
@@ -322,7 +323,12 @@ pub(super) fn two(
                 guard.writer_side()?,
             ));
             let n = run_pass(stream, None, Keys::Ask(keys), &mut pass, &mut held, failure)?;
-            (n, guard.verify(&spool, failure.clone())?, Some(false))
+            let share = pass.facts.aead_algo.is_none();
+            (
+                n,
+                guard.verify(&spool, failure.clone(), share)?,
+                Some(false),
+            )
         }
     };
     if !held.overflowed {

@@ -12,10 +12,7 @@ use std::{
     fs::File,
     io::{self, Read, Seek, SeekFrom},
     path::Path,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
+    sync::{atomic::AtomicBool, Arc, Mutex},
 };
 
 use zeroize::Zeroizing;
@@ -26,6 +23,10 @@ use super::{
     Failure,
 };
 use crate::error::{Error, Result};
+
+mod ahead;
+
+use ahead::{Lazy, ReadAhead, AHEAD_FROM};
 
 pub const BLOCK: usize = 1 << 20;
 
@@ -90,8 +91,23 @@ impl Guard {
 
     /// A reader of `file` that checks every block against pass 1 (pass 2). A mismatch is
     /// reported through `failure`.
-    pub fn verify(&self, file: &File, failure: Failure) -> Result<Box<dyn Read + Send + Sync>> {
-        self.reader(file, true, failure).map(ahead)
+    /// With `share`, the read-ahead thread checks the odd blocks and the reading side the
+    /// even ones: for SEIPD v1, whose pass 2 decrypts at VAES speed, the re-read (kernel
+    /// copies) and the check would otherwise fill one core alone while the other waits. An
+    /// AEAD container's own work fills the reading side, which then checks nothing.
+    pub fn verify(
+        &self,
+        file: &File,
+        failure: Failure,
+        share: bool,
+    ) -> Result<Box<dyn Read + Send + Sync>> {
+        let mut checked = self.reader(file, true, failure)?;
+        if !checked.large() {
+            return Ok(Box::new(checked));
+        }
+        checked.defer_even = share;
+        let deferred = share.then(|| checked.deferred(&self.key)).transpose()?;
+        Ok(Box::new(ReadAhead::new(checked, deferred)))
     }
 
     fn reader(&self, file: &File, check: bool, failure: Failure) -> Result<Checked> {
@@ -110,6 +126,7 @@ impl Guard {
             at: 0,
             eof: false,
             failure,
+            defer_even: false,
         })
     }
 }
@@ -188,6 +205,9 @@ pub struct Checked {
     at: usize,
     eof: bool,
     failure: Failure,
+    /// Pass 2 read ahead: every other block (the even ones) is left for the reading side to
+    /// check ([`Deferred`]), so that the two threads share the re-read check.
+    defer_even: bool,
 }
 
 impl Checked {
@@ -196,13 +216,20 @@ impl Checked {
         let read = self.read_block(&mut block);
         self.block = block;
         self.at = 0;
-        read
+        read.map(drop)
     }
 
     /// Reads the next block into `block`, hashing or checking it. It is read and hashed a
-    /// piece at a time, each hashed while it is still in the processor's cache.
-    fn read_block(&mut self, block: &mut Vec<u8>) -> io::Result<()> {
+    /// piece at a time, each hashed while it is still in the processor's cache. Returns the
+    /// index of a block whose check was left to the reading side.
+    fn read_block(&mut self, block: &mut Vec<u8>) -> io::Result<Option<usize>> {
         block.clear();
+        if self.check && self.defer_even && self.index.is_multiple_of(2) {
+            let filled = (&mut self.file).take(BLOCK as u64).read_to_end(block)?;
+            self.eof = filled < BLOCK;
+            self.index += 1;
+            return Ok(Some(self.index - 1));
+        }
         let mut pmac = Pmac::default();
         let last = loop {
             let at = block.len();
@@ -219,21 +246,66 @@ impl Checked {
             pmac.update(&self.mac, &block[at..]);
         };
         let hash = pmac.finish(&self.mac, &block[last..]).to_be_bytes();
-        let mut hashes = self
-            .hashes
-            .lock()
-            .map_err(|_| io::Error::other("guard poisoned"))?;
         if self.check {
-            if hashes.get(self.index) != Some(&hash) {
-                block.clear();
-                drop(hashes);
-                return Err(self.failure.set(Error::InputChanged));
-            }
+            compare(&self.hashes, &self.failure, self.index, &hash, block)?;
         } else {
-            hashes.push(hash);
+            self.hashes
+                .lock()
+                .map_err(|_| io::Error::other("guard poisoned"))?
+                .push(hash);
         }
         self.index += 1;
+        Ok(None)
+    }
+
+    /// Whether the file is large enough to be read ahead on a thread of its own.
+    fn large(&self) -> bool {
+        self.file.metadata().is_ok_and(|m| m.len() >= AHEAD_FROM)
+    }
+
+    /// What the reading side needs to check the blocks left to it.
+    fn deferred(&self, key: &[u8; 16]) -> Result<Deferred> {
+        Ok(Deferred {
+            mac: Guard::mac(key)?,
+            hashes: self.hashes.clone(),
+            failure: self.failure.clone(),
+        })
+    }
+}
+
+/// Block `index` (in `block`) against pass 1's hash: a block that changed is wiped and
+/// refused.
+fn compare(
+    hashes: &Mutex<Vec<[u8; 16]>>,
+    failure: &Failure,
+    index: usize,
+    hash: &[u8; 16],
+    block: &mut Vec<u8>,
+) -> io::Result<()> {
+    let same = hashes
+        .lock()
+        .map_err(|_| io::Error::other("guard poisoned"))?
+        .get(index)
+        == Some(hash);
+    if same {
         Ok(())
+    } else {
+        zeroize::Zeroize::zeroize(block);
+        Err(failure.set(Error::InputChanged))
+    }
+}
+
+/// The re-read check of the blocks a read-ahead thread left to the reading side.
+struct Deferred {
+    mac: Ocb,
+    hashes: Arc<Mutex<Vec<[u8; 16]>>>,
+    failure: Failure,
+}
+
+impl Deferred {
+    fn check(&self, index: usize, block: &mut Vec<u8>) -> io::Result<()> {
+        let hash = self.mac.hash(block).to_be_bytes();
+        compare(&self.hashes, &self.failure, index, &hash, block)
     }
 }
 
@@ -249,156 +321,6 @@ impl Read for Checked {
         out[..n].copy_from_slice(&self.block[self.at..self.at + n]);
         self.at += n;
         Ok(n)
-    }
-}
-
-/// Files larger than this are read a block ahead on a thread of their own.
-const AHEAD_FROM: u64 = 4 * BLOCK as u64;
-
-/// `checked` as it is for a small file, or read ahead on a second thread for a large one:
-/// reading and the keyed block check then run beside the decryption.
-fn ahead(checked: Checked) -> Box<dyn Read + Send + Sync> {
-    let large = checked.file.metadata().is_ok_and(|m| m.len() >= AHEAD_FROM);
-    if large {
-        Box::new(ReadAhead::new(checked))
-    } else {
-        Box::new(checked)
-    }
-}
-
-/// Pass 1 of a file: read on the calling thread until the engine knows the container, then,
-/// for an AEAD one, a block ahead on a thread of its own. A SEIPD v1 container keeps reading
-/// here: SHA-1 has a thread of its own, and a third busy thread on two cores would take turns
-/// with it (measured: SHA-1 then ran at two thirds of its speed).
-struct Lazy {
-    inline: Option<Checked>,
-    ahead: Option<ReadAhead>,
-    wanted: Arc<AtomicBool>,
-}
-
-impl Read for Lazy {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if let Some(ahead) = &mut self.ahead {
-            return ahead.read(out);
-        }
-        let switch = self.inline.as_ref().is_some_and(|c| {
-            c.at == c.block.len()
-                && !c.eof
-                && self.wanted.load(Ordering::Relaxed)
-                && c.file.metadata().is_ok_and(|m| m.len() >= AHEAD_FROM)
-        });
-        match self.inline.take() {
-            Some(checked) if switch => self.ahead.insert(ReadAhead::new(checked)).read(out),
-            Some(mut checked) => {
-                let n = checked.read(out);
-                self.inline = Some(checked);
-                n
-            }
-            None => Ok(0),
-        }
-    }
-}
-
-type Filled = io::Result<Vec<u8>>;
-
-/// A [`Checked`] file read on its own thread, blocks handed over through a channel and
-/// their buffers handed back (three in all: bounded memory, no page faults per block).
-struct ReadAhead {
-    /// In a mutex only to be `Sync`, as the engine's readers must be.
-    full: Option<Mutex<std::sync::mpsc::Receiver<Filled>>>,
-    empty: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    current: Vec<u8>,
-    at: usize,
-    done: bool,
-}
-
-impl ReadAhead {
-    fn new(mut checked: Checked) -> ReadAhead {
-        use std::sync::mpsc::sync_channel;
-        const BUFFERS: usize = 3;
-        let (full_tx, full) = sync_channel::<Filled>(BUFFERS);
-        let (empty, empty_rx) = sync_channel::<Vec<u8>>(BUFFERS);
-        for _ in 0..BUFFERS {
-            let _ = empty.send(Vec::with_capacity(BLOCK));
-        }
-        let thread = std::thread::spawn(move || {
-            while let Ok(mut block) = empty_rx.recv() {
-                let read = checked.read_block(&mut block);
-                let last = checked.eof || read.is_err();
-                let sent = full_tx.send(read.map(|()| block));
-                if last {
-                    // An empty block after the last one says "end".
-                    let _ = full_tx.send(Ok(Vec::new()));
-                    return;
-                }
-                if sent.is_err() {
-                    return;
-                }
-            }
-        });
-        ReadAhead {
-            full: Some(Mutex::new(full)),
-            empty: Some(empty),
-            thread: Some(thread),
-            current: Vec::new(),
-            at: 0,
-            done: false,
-        }
-    }
-}
-
-impl Read for ReadAhead {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.at < self.current.len() {
-                let n = out.len().min(self.current.len() - self.at);
-                out[..n].copy_from_slice(&self.current[self.at..self.at + n]);
-                self.at += n;
-                return Ok(n);
-            }
-            if self.done {
-                return Ok(0);
-            }
-            let used = std::mem::take(&mut self.current);
-            if used.capacity() > 0 {
-                if let Some(empty) = &self.empty {
-                    let _ = empty.send(used);
-                }
-            }
-            self.at = 0;
-            let next = self
-                .full
-                .as_mut()
-                .and_then(|f| f.get_mut().ok())
-                .and_then(|f| f.recv().ok());
-            match next {
-                Some(Ok(block)) => {
-                    self.done = block.is_empty();
-                    self.current = block;
-                }
-                Some(Err(e)) => {
-                    self.done = true;
-                    return Err(e);
-                }
-                None => {
-                    self.done = true;
-                    return Err(io::Error::other("the reading thread stopped"));
-                }
-            }
-        }
-    }
-}
-
-impl Drop for ReadAhead {
-    /// Stops the thread and waits for it: pass 2 must not start while pass 1's thread may
-    /// still record block hashes.
-    fn drop(&mut self) {
-        self.full.take();
-        self.empty.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -423,7 +345,11 @@ mod tests {
     use super::*;
 
     /// Writes `data` to a spool through the hasher, then reads it back checked.
-    fn spooled(data: &[u8], change_at: Option<usize>) -> std::result::Result<Vec<u8>, Error> {
+    fn spooled(
+        data: &[u8],
+        change_at: Option<usize>,
+        share: bool,
+    ) -> std::result::Result<Vec<u8>, Error> {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut spool = spool_file(Some(dir.path())).expect("spool");
         let guard = Guard::new(&mut spool).expect("guard");
@@ -440,7 +366,7 @@ mod tests {
         let failure = Failure::default();
         let mut back = Vec::new();
         match guard
-            .verify(&spool, failure.clone())
+            .verify(&spool, failure.clone(), share)
             .expect("verify")
             .read_to_end(&mut back)
         {
@@ -462,10 +388,34 @@ mod tests {
             BLOCK + 5,
         ] {
             let data: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
-            assert_eq!(spooled(&data, None).expect("unchanged"), data, "{len}");
+            assert_eq!(
+                spooled(&data, None, true).expect("unchanged"),
+                data,
+                "{len}"
+            );
             if len > 0 {
-                let err = spooled(&data, Some(len - 1)).expect_err("changed");
+                let err = spooled(&data, Some(len - 1), true).expect_err("changed");
                 assert!(matches!(err, Error::InputChanged), "{len}: {err}");
+            }
+        }
+    }
+
+    /// Large enough to be read ahead: every block checked, by the thread or (sharing) by
+    /// the reading side, to the last one, whether the end falls on a block boundary or not.
+    #[test]
+    fn a_spool_read_ahead_checks_every_block_on_either_side() {
+        for len in [4 * BLOCK + 5, 5 * BLOCK, 6 * BLOCK] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 13) as u8).collect();
+            for share in [false, true] {
+                let back = spooled(&data, None, share).expect("unchanged");
+                assert!(back == data, "{len}, share {share}");
+                for at in [2 * BLOCK + 7, 3 * BLOCK + 7, len - 1] {
+                    let err = spooled(&data, Some(at), share).expect_err("changed");
+                    assert!(
+                        matches!(err, Error::InputChanged),
+                        "{len}, share {share}, at {at}: {err}"
+                    );
+                }
             }
         }
     }
