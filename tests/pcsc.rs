@@ -373,6 +373,20 @@ impl Env {
         )
     }
 
+    /// `gpg -d` of `message` through scdaemon and the card, the user PIN given by loopback.
+    fn gpg_decrypts_on_card(&self, message: &[u8]) -> Output {
+        self.gpg(
+            &[
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                USER_PIN,
+                "-d",
+            ],
+            message,
+        )
+    }
+
     /// `cardecrypt-gpg --decrypt MESSAGE` with the PIN on stdin, as GPGME's loopback gives it.
     fn front_end_decrypt(&self, message: &Path) -> Command {
         let mut front = Command::new(bin_dir().join("cardecrypt-gpg"));
@@ -1002,16 +1016,7 @@ fn gpg_decrypts_through_a_key_cardecrypt_imported(env: &Env) {
     assert_ok(&env.gpg(&["--card-status"], b""), "gpg --card-status");
     let enc = env.gpg(&["-e", "-r", "cv25519@cardecrypt.test"], b"both ways\n");
     assert_ok(&enc, "gpg -e");
-    let out = env.gpg(
-        &[
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            USER_PIN,
-            "-d",
-        ],
-        &enc.stdout,
-    );
+    let out = env.gpg_decrypts_on_card(&enc.stdout);
     assert_ok(&out, "gpg -d through the card");
     assert_eq!(out.stdout, b"both ways\n");
     env.stop_gpg();
@@ -1322,16 +1327,7 @@ fn card_generate_makes_a_certificate_gpg_uses(env: &Env) {
     );
     let enc = env.gpg(&["-e", "-r", "made@cardecrypt.test"], b"made on the card\n");
     assert_ok(&enc, "gpg -e");
-    let dec = env.gpg(
-        &[
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            USER_PIN,
-            "-d",
-        ],
-        &enc.stdout,
-    );
+    let dec = env.gpg_decrypts_on_card(&enc.stdout);
     assert_ok(&dec, "gpg -d through the card");
     assert_eq!(dec.stdout, b"made on the card\n");
     env.stop_gpg();

@@ -224,16 +224,7 @@ pub fn scdaemon_keeps_working_beside_us(env: &Env) {
     let enc = env.gpg(&["-e", "-r", "cv25519@cardecrypt.test"], b"still gpg's\n");
     assert_ok(&enc, "gpg -e");
     let gpg_decrypts = |what: &str| {
-        let out = env.gpg(
-            &[
-                "--pinentry-mode",
-                "loopback",
-                "--passphrase",
-                USER_PIN,
-                "-d",
-            ],
-            &enc.stdout,
-        );
+        let out = env.gpg_decrypts_on_card(&enc.stdout);
         assert_ok(&out, &format!("gpg -d {what}"));
         assert_eq!(out.stdout, b"still gpg's\n", "{what}");
     };
@@ -481,7 +472,7 @@ pub fn a_card_that_cannot_forget_is_reset(env: &Env, vcard: &mut Option<VcardPro
         }
         *vcard = Some(VcardProcess::start(&env.state));
     };
-    let verified_after = other.pw1_verified_after_reset();
+    let verified_after = other.pw1_verified();
     let batch = env.cardecrypt(&["--batch"], &message);
     drop(other);
     restore(vcard);
@@ -494,21 +485,4 @@ pub fn a_card_that_cannot_forget_is_reset(env: &Env, vcard: &mut Option<VcardPro
     assert_eq!(notes.lines().count(), 1, "{notes}");
     assert!(!verified_after, "the card kept the PIN");
     assert_fails(&batch, exit::PIN, "needs its PIN");
-}
-
-impl OtherProgram {
-    /// Whether PW1 is verified, reconnecting first should the card have been reset (as a
-    /// program sharing the card sees it).
-    fn pw1_verified_after_reset(&mut self) -> bool {
-        if let Err(pcsc::Error::ResetCard) = self.card.transaction().map(drop) {
-            self.card
-                .reconnect(
-                    pcsc::ShareMode::Shared,
-                    pcsc::Protocols::ANY,
-                    pcsc::Disposition::LeaveCard,
-                )
-                .expect("reconnect");
-        }
-        self.pw1_verified()
-    }
 }
