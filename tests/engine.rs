@@ -378,6 +378,87 @@ fn streams_get_the_plaintext_from_pass_one_or_a_second_pass_from_a_file_or_a_spo
     }
 }
 
+/// A compressed message larger than what pass 1 keeps in memory is inflated once: pass 1
+/// seals what it inflated and pass 2 opens that, so the message file is not read again
+/// (overwriting it after pass 1 changes nothing; an uncompressed one is refused then). Both
+/// a message that outgrows memory and one too large for it from the start, from a file and
+/// from a pipe; the spool leaves nothing in its directory.
+#[test]
+fn large_compressed_streams_are_inflated_once() {
+    let home = PeerHome::gpg();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = tempfile::tempdir().expect("spool dir");
+    let mut opts = options(PinSource::Ask, false);
+    opts.spool_dir = Some(spool.path().to_path_buf());
+    let mut x = 7u32;
+    let noisy: Vec<u8> = (0..12 << 20)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(x >> 26) as usize]
+        })
+        .collect();
+    let cases = [
+        ("zip", text(12 << 20)),
+        ("zlib", text(12 << 20)),
+        ("bzip2", text(12 << 20)),
+        ("zlib", noisy),
+    ];
+    for (algo, plain) in cases {
+        let message = home.gpg_encrypt(&["--compress-algo", algo, "-z", "6"], &plain);
+        let path = file_with(dir.path(), "z.gpg", &message);
+        let mut out = Overwrites {
+            path: &path,
+            out: Vec::new(),
+            done: false,
+        };
+        let file = std::fs::File::open(&path).expect("open");
+        let n = stream_with(Input::File(file), &mut out, &opts).expect(algo);
+        assert_eq!(n, plain.len() as u64, "{algo}, {} bytes", message.len());
+        assert!(out.out == plain, "{algo}, {} bytes", message.len());
+        let mut out = Vec::new();
+        let pipe = Input::Stream(Box::new(std::io::Cursor::new(message.clone())));
+        stream(pipe, &mut out, spool.path()).expect(algo);
+        assert!(out == plain, "{algo} piped");
+        assert_eq!(std::fs::read_dir(spool.path()).expect("spool").count(), 0);
+    }
+    let message = home.gpg_encrypt(&["-z", "0"], &text(12 << 20));
+    let path = file_with(dir.path(), "plain.gpg", &message);
+    let mut out = Overwrites {
+        path: &path,
+        out: Vec::new(),
+        done: false,
+    };
+    let file = std::fs::File::open(&path).expect("open");
+    assert!(matches!(
+        stream_with(Input::File(file), &mut out, &opts),
+        Err(Error::InputChanged)
+    ));
+}
+
+/// Overwrites the message file with zeros at the first write of pass 2.
+struct Overwrites<'a> {
+    path: &'a Path,
+    out: Vec<u8>,
+    done: bool,
+}
+
+impl Write for Overwrites<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.done {
+            self.done = true;
+            let len = std::fs::metadata(self.path)?.len() as usize;
+            let mut f = std::fs::OpenOptions::new().write(true).open(self.path)?;
+            f.write_all(&vec![0u8; len])?;
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// An AEAD container in a large file is read ahead on a thread of its own from the moment
 /// its header is known (SEIPD v1 is not: SHA-1 has that core): the switch loses no byte.
 #[test]

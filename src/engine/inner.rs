@@ -17,7 +17,7 @@ use sequoia_openpgp::{
 use zeroize::Zeroizing;
 
 use super::{
-    literal, memory,
+    compressed, literal, memory,
     packets::{anyhow_chain, malformed_or_damaged},
     Facts, Failure,
 };
@@ -37,6 +37,7 @@ pub(super) fn inner_message(
     mut decrypted: Box<dyn Read + Send + Sync + '_>,
     certs: Option<&[Cert]>,
     facts: &mut Facts,
+    compressed_flag: Option<&std::sync::atomic::AtomicBool>,
     out: &mut dyn Write,
     failure: &Failure,
 ) -> Result<u64> {
@@ -52,13 +53,33 @@ pub(super) fn inner_message(
             Ok(n) => break n,
         }
     };
-    let mut decrypted = io::Cursor::new(first).take(got as u64).chain(decrypted);
+    let mut decrypted: Box<dyn Read + Send + Sync + '_> =
+        Box::new(io::Cursor::new(first).take(got as u64).chain(decrypted));
     if got == 1 && literal::starts_literal(first[0]) {
         return literal::then_drain(&mut decrypted, failure, |stream| {
             literal::literal_message(stream, facts, out, |body, out| {
                 pump(body, out, failure, "cannot write the plaintext")
             })
         });
+    }
+    if got == 1 && compressed::starts_compressed(first[0]) {
+        if let Some(flag) = compressed_flag {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let peeked = compressed::peek(&mut decrypted);
+        if let Some(algorithm) = peeked.algorithm {
+            facts.compression.get_or_insert(algorithm);
+        }
+        decrypted = Box::new(io::Cursor::new(peeked.replay).chain(decrypted));
+        if peeked.literal_inside {
+            return literal::then_drain(&mut decrypted, failure, |stream| {
+                compressed::read_packet(stream, |inflated| {
+                    literal::literal_message(inflated, facts, out, |body, out| {
+                        pump(body, out, failure, "cannot write the plaintext")
+                    })
+                })
+            });
+        }
     }
     let policy = StandardPolicy::new();
     let helper = InnerHelper { certs, facts };

@@ -52,7 +52,7 @@ pub(super) fn literal_message(
 }
 
 /// The rest of the decrypted stream after the literal data: padding packets, or nothing.
-fn only_padding(decrypted: &mut dyn Read) -> Result<()> {
+pub(super) fn only_padding(decrypted: &mut dyn Read) -> Result<()> {
     loop {
         match framing::read_header(decrypted).map_err(|e| damaged(&e))? {
             None => return Ok(()),

@@ -3,7 +3,7 @@
 //!
 //! The outer framing is ours ([`framing`]: packet headers, partial lengths; each session key
 //! packet is handed to sequoia whole). Sequoia parses the PKESKs and SKESKs and, inside the
-//! encryption, the compressed, literal and signature packets. The encryption layer itself is
+//! encryption, signatures and whatever is not the common case. The encryption layer itself is
 //! ours ([`seipd`], [`aead`]): batched CFB with SHA-NI SHA-1 for SEIPD v1, batched OCB for
 //! SEIPD v2 and GnuPG's tag-20 packet, and every cipher old archives use. Armor is removed by
 //! [`armor`], in SIMD.
@@ -19,12 +19,15 @@
 
 //!
 //! Inside: `passes` runs one pass and the two of a stream, `packets` walks the packets up to
-//! the encryption and opens it, `inner` reads the message inside (`reframe` mending its
-//! framing first) and writes it out.
+//! the encryption and opens it, `inner` reads the message inside and writes it out: a lone
+//! literal data packet (`literal`) or one inside ZIP or ZLIB compression (`compressed`)
+//! directly, anything else through sequoia (`reframe` mending its framing first).
 
 pub mod aead;
 pub mod armor;
+mod compressed;
 pub mod framing;
+mod held;
 mod inner;
 mod literal;
 pub mod memory;
@@ -32,6 +35,7 @@ pub mod ocb;
 mod packets;
 mod passes;
 mod reframe;
+mod sealed;
 pub mod seipd;
 pub mod source;
 pub mod symmetric;
@@ -49,8 +53,8 @@ use sequoia_openpgp::{
 };
 use zeroize::Zeroizing;
 
+pub use held::push_wiped;
 pub(crate) use inner::poisoned;
-pub use passes::push_wiped;
 use passes::{counted, run_pass, Keys, Pass};
 
 use crate::{
@@ -207,6 +211,7 @@ pub fn decrypt(
         unwrap: settings.unwrap,
         threaded_output: None,
         read_ahead: None,
+        compressed: None,
         export_session_key: settings.export_session_key,
     };
     let size = match &input {

@@ -106,7 +106,14 @@ pub(super) fn decrypt_packets(
     let written = if pass.unwrap {
         copy_authenticated(decrypted, out, failure)?
     } else {
-        inner_message(decrypted, pass.certs, pass.facts, out, failure)?
+        inner_message(
+            decrypted,
+            pass.certs,
+            pass.facts,
+            pass.compressed.as_deref(),
+            out,
+            failure,
+        )?
     };
     nothing_after(body.rest(), &read_error)?;
     if asked && pass.export_session_key {

@@ -6,11 +6,12 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::Arc;
 
 use sequoia_openpgp::{crypto::SessionKey, types::SymmetricAlgorithm, Cert};
-use zeroize::{Zeroize, Zeroizing};
 
 use super::{
-    armor, packets::decrypt_packets, source, Facts, Failure, Input, ProgressFn, SessionKeys,
-    Settings, PROGRESS_FROM,
+    armor,
+    held::{Held, Kept},
+    packets::decrypt_packets,
+    source, Facts, Failure, Input, ProgressFn, SessionKeys, Settings, PROGRESS_FROM,
 };
 use crate::error::{Error, Result};
 
@@ -42,6 +43,9 @@ pub(super) struct Pass<'p> {
     /// Set for an AEAD container in pass 1 of a file: the file is then read ahead on a
     /// thread of its own (SEIPD v1 keeps the second core for SHA-1).
     pub(super) read_ahead: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Set once the message inside turns out to be compressed: pass 1 of a stream then
+    /// keeps its plaintext sealed ([`super::sealed`]) rather than inflating it twice.
+    pub(super) compressed: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// Keep the session key in the facts ([`Settings::export_session_key`]).
     pub(super) export_session_key: bool,
 }
@@ -191,49 +195,6 @@ pub(super) fn counted<'r>(
     }
 }
 
-/// Plaintext held in pass 1 of a stream, up to this size.
-const HELD: usize = 8 << 20;
-
-/// Pass 1's output for a stream: the plaintext while it stays within [`HELD`] bytes, then
-/// nothing (it is wiped, and pass 2 will write it).
-#[derive(Default)]
-struct Held {
-    plaintext: Zeroizing<Vec<u8>>,
-    overflowed: bool,
-}
-
-/// Appends `data` to a plaintext buffer, growing it by hand so that the old buffer is wiped,
-/// not left to the allocator as `Vec`'s own growth would.
-pub fn push_wiped(buf: &mut Zeroizing<Vec<u8>>, data: &[u8]) {
-    let needed = buf.len() + data.len();
-    if needed > buf.capacity() {
-        let mut bigger = Zeroizing::new(Vec::with_capacity(needed.max(2 * buf.capacity())));
-        bigger.extend_from_slice(buf);
-        *buf = bigger;
-    }
-    buf.extend_from_slice(data);
-}
-
-impl Write for Held {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if !self.overflowed {
-            let needed = self.plaintext.len() + data.len();
-            if needed <= HELD {
-                push_wiped(&mut self.plaintext, data);
-            } else {
-                self.overflowed = true;
-                self.plaintext.zeroize();
-                *self.plaintext = Vec::new();
-            }
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Pass 2 of a stream: decrypt again with the key from pass 1, now writing to `out`.
 pub(super) fn second_pass(
     input: Box<dyn Read + Send + Sync + '_>,
@@ -256,6 +217,7 @@ pub(super) fn second_pass(
         unwrap: first.unwrap,
         threaded_output: None,
         read_ahead: None,
+        compressed: None,
         export_session_key: false,
     };
     let n = run_pass(
@@ -291,15 +253,11 @@ pub(super) fn two(
     settings: &Settings,
     failure: &Failure,
 ) -> Result<u64> {
-    // Pass 1 authenticates without output. Its plaintext is kept while it is small,
-    // so that a message of mail size needs no second pass.
-    // A file this much larger than what is held cannot hold less plaintext (even stored
-    // deflate blocks grow by a 5-byte header per 64 KiB): pass 1 then keeps nothing, rather
-    // than copying 8 MiB into buffers that only grow, fault in and are wiped.
-    let mut held = Held {
-        overflowed: size.is_some_and(|s| s > (HELD + HELD / 64) as u64 + (1 << 16)),
-        ..Held::default()
-    };
+    // Pass 1 authenticates without output, keeping the plaintext while it is small (or,
+    // compressed, sealed on disk).
+    let compressed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    pass.compressed = Some(compressed.clone());
+    let mut held = Held::new(size, compressed, settings.spool_dir.clone());
     let (n, second, armored): (_, Box<dyn Read + Send + Sync>, _) = match input {
         Input::File(mut file) => {
             let guard = source::Guard::new(&mut file)?;
@@ -331,11 +289,16 @@ pub(super) fn two(
             )
         }
     };
-    if !held.overflowed {
-        out.write_all(&held.plaintext)
-            .map_err(|e| Error::io("cannot write the plaintext", e))?;
-        return Ok(n);
+    match held
+        .kept()
+        .map_err(|e| Error::io("cannot write the spool file", e))?
+    {
+        Kept::Memory(plaintext) => {
+            out.write_all(&plaintext)
+                .map_err(|e| Error::io("cannot write the plaintext", e))?;
+            Ok(n)
+        }
+        Kept::Sealed(sealed) => same_length(n, sealed.copy_to(out)?),
+        Kept::Nothing => second_pass(second, armored, pass, n, out, failure),
     }
-    drop(held);
-    second_pass(second, armored, pass, n, out, failure)
 }
