@@ -7,6 +7,8 @@
 //! child handle. If a pcscd is already running with the vpcd reader it is reused and left
 //! running. `cargo test --test pcsc -- NAME` filters, `--list` lists.
 
+#[path = "pcsc/brainpool.rs"]
+mod brainpool;
 mod common;
 #[path = "pcsc/desktop.rs"]
 mod desktop;
@@ -30,6 +32,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use brainpool::*;
 use cardecrypt::error::exit;
 use common::*;
 use desktop::*;
@@ -2266,6 +2269,7 @@ fn main() {
         env(decrypts_every_gpg_message_form),
         env(decrypts_sequoia_messages_for_every_card_algorithm),
         env(gpg_keytocard_keys_decrypt_with_cardecrypt),
+        env(brainpool_keys_from_gpg_import_and_decrypt),
         env(gpg_decrypts_through_a_key_cardecrypt_imported),
         env(output_file_is_new_private_and_not_overwritten),
         env(bad_input_corpus_gives_errors_and_no_plaintext),

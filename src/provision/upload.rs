@@ -295,74 +295,7 @@ pub fn plan(
     only: &[String],
     password: Option<&sequoia_openpgp::crypto::Password>,
 ) -> Result<Vec<Planned>> {
-    use openpgp_card::ocard::KeyType;
-    use sequoia_openpgp::policy::StandardPolicy;
-
-    // A key is its owner's: like gpg's keytocard, accept self-signatures made with SHA-1
-    // (every key from before ~2016) and expired subkeys, and say so. The strict policy
-    // decides only what the warning says.
-    let strict = StandardPolicy::new();
-    let mut policy = StandardPolicy::new();
-    policy.accept_hash(sequoia_openpgp::types::HashAlgorithm::SHA1);
-    let valid = cert
-        .with_policy(&policy, None)
-        .map_err(|e| Error::Usage(format!("the key is not valid: {e}")))?;
-    let weak_binding = |fp: &sequoia_openpgp::Fingerprint| -> bool {
-        cert.with_policy(&strict, None)
-            .map(|v| !v.keys().any(|k| k.key().fingerprint() == *fp))
-            .unwrap_or(true)
-    };
-    let wanted = |fp: &str| {
-        only.is_empty()
-            || only
-                .iter()
-                .any(|o| o.replace(' ', "").eq_ignore_ascii_case(fp))
-    };
-    let mut chosen: Vec<(KeyType, Key<SecretParts, UnspecifiedRole>, Option<String>)> = Vec::new();
-    for ka in valid.keys().secret() {
-        let fp = ka.key().fingerprint().to_hex();
-        if !wanted(&fp) {
-            continue;
-        }
-        let slot = if ka.for_storage_encryption() || ka.for_transport_encryption() {
-            KeyType::Decryption
-        } else if ka.for_signing() {
-            KeyType::Signing
-        } else if ka.for_authentication() {
-            KeyType::Authentication
-        } else {
-            continue;
-        };
-        let key = ka.key().clone().role_into_unspecified();
-        let mut warning = None;
-        if weak_binding(&key.fingerprint()) {
-            warning = Some(format!(
-                "warning: key {fp} is bound to its certificate with a SHA-1 signature, which \
-                 current OpenPGP programs reject: it goes on the card, but refresh the \
-                 certificate's self-signatures (gpg --quick-set-expire, sq key expire) and \
-                 publish it again"
-            ));
-        } else if ka.alive().is_err() {
-            warning = Some(format!(
-                "warning: key {fp} has expired: it goes on the card and decrypts old mail, \
-                 but senders with a current certificate will not encrypt to it"
-            ));
-        }
-        match chosen.iter_mut().find(|(s, _, _)| *s == slot) {
-            Some(entry) if entry.1.creation_time() < key.creation_time() => {
-                *entry = (slot, key, warning)
-            }
-            Some(_) => {}
-            None => chosen.push((slot, key, warning)),
-        }
-    }
-    if chosen.is_empty() {
-        return Err(Error::Usage(if only.is_empty() {
-            "the file holds no usable secret key".into()
-        } else {
-            "none of the keys named with --subkey is a usable secret key in the file".into()
-        }));
-    }
+    let chosen = super::choose::keys(cert, only)?;
     chosen
         .into_iter()
         .map(|(slot, key, warning)| {

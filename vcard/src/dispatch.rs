@@ -1,7 +1,8 @@
 //! The trussed backends opcard needs, wired into one `ExtensionDispatch`.
 //!
 //! opcard talks to trussed through the core API plus three extensions: trussed-auth (PINs),
-//! wrap-key-to-file and chunked (from trussed-staging). RSA comes from trussed-rsa-alloc.
+//! wrap-key-to-file and chunked (from trussed-staging). RSA comes from trussed-rsa-alloc,
+//! brainpool from our own `brainpool` backend.
 
 use trussed::{
     backend::{Backend as _, BackendId},
@@ -19,6 +20,8 @@ use trussed_core::{
     Error,
 };
 use trussed_rsa_alloc::SoftwareRsa;
+
+use crate::brainpool::SoftwareBrainpool;
 use trussed_staging::{StagingBackend, StagingContext};
 use trussed_wrap_key_to_file::WrapKeyToFileExtension;
 
@@ -27,6 +30,7 @@ pub const BACKENDS: &[BackendId<BackendKind>] = &[
     BackendId::Custom(BackendKind::Staging),
     BackendId::Custom(BackendKind::Auth),
     BackendId::Custom(BackendKind::Rsa),
+    BackendId::Custom(BackendKind::Brainpool),
     BackendId::Core,
 ];
 
@@ -35,6 +39,7 @@ pub enum BackendKind {
     Auth,
     Staging,
     Rsa,
+    Brainpool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -106,6 +111,7 @@ impl ExtensionDispatch for CardDispatch {
                     .request(core, &mut ctx.backends.staging, request, resources)
             }
             BackendKind::Rsa => SoftwareRsa.request(core, &mut (), request, resources),
+            BackendKind::Brainpool => SoftwareBrainpool.request(core, &mut (), request, resources),
         }
     }
 

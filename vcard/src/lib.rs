@@ -9,6 +9,7 @@
 //! whole openpgp-card client stack runs against it in-process, and the `cardecrypt-vcard`
 //! binary bridges it to pcscd through vsmartcard's vpcd driver.
 
+mod brainpool;
 mod dispatch;
 mod framing;
 pub mod vpcd;
@@ -187,6 +188,11 @@ fn run_card(config: Config, inbox: mpsc::Receiver<Request>) {
         options.manufacturer = MANUFACTURER.to_be_bytes();
         options.serial = config.serial.to_be_bytes();
         options.storage = trussed_core::types::Location::Internal;
+        // Brainpool runs in software here (src/brainpool.rs); P-512 does not.
+        let brainpool = opcard::AllowedAlgorithms::BRAINPOOL_P256R1
+            | opcard::AllowedAlgorithms::BRAINPOOL_P384R1;
+        options.allowed_imports |= brainpool;
+        options.allowed_generation |= brainpool;
         let mut card = opcard::Card::new(client, options);
         let mut framer = Framer::default();
         let mut response = heapless::Vec::<u8, MAX_RESPONSE>::new();
