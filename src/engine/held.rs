@@ -74,14 +74,15 @@ impl Held {
         }
     }
 
-    /// What was kept, once pass 1 authenticated the message.
-    pub(super) fn kept(mut self) -> io::Result<Kept> {
+    /// What was kept, once pass 1 authenticated the message. A seal that cannot be
+    /// finished (the disk filled up) leaves the work to pass 2.
+    pub(super) fn kept(mut self) -> Kept {
         if !self.overflowed {
-            return Ok(Kept::Memory(std::mem::take(&mut self.plaintext)));
+            return Kept::Memory(std::mem::take(&mut self.plaintext));
         }
-        match self.sealer.take() {
-            Some(sealer) => sealer.finish().map(|u| Kept::Sealed(Box::new(u))),
-            None => Ok(Kept::Nothing),
+        match self.sealer.take().map(Sealer::finish) {
+            Some(Ok(unsealer)) => Kept::Sealed(Box::new(unsealer)),
+            _ => Kept::Nothing,
         }
     }
 
@@ -171,7 +172,7 @@ mod tests {
         for compressed in [false, true] {
             let mut h = held(None, compressed, dir.path());
             let data = write_all(&mut h, 1000);
-            assert!(matches!(h.kept(), Ok(Kept::Memory(m)) if *m == data));
+            assert!(matches!(h.kept(), Kept::Memory(m) if *m == data));
         }
     }
 
@@ -182,7 +183,7 @@ mod tests {
         for size in [None, Some(64 << 20)] {
             let mut h = held(size, true, dir.path());
             let data = write_all(&mut h, HELD + 12345);
-            let Ok(Kept::Sealed(unsealer)) = h.kept() else {
+            let Kept::Sealed(unsealer) = h.kept() else {
                 panic!("not sealed");
             };
             let mut back = Vec::new();
@@ -191,7 +192,7 @@ mod tests {
         }
         let mut h = held(None, false, dir.path());
         write_all(&mut h, HELD + 1);
-        assert!(matches!(h.kept(), Ok(Kept::Nothing)));
+        assert!(matches!(h.kept(), Kept::Nothing));
     }
 
     #[test]
@@ -200,6 +201,6 @@ mod tests {
         let mut h = held(Some(64 << 20), true, dir.path());
         h.cap = 4 << 20;
         write_all(&mut h, 5 << 20);
-        assert!(matches!(h.kept(), Ok(Kept::Nothing)));
+        assert!(matches!(h.kept(), Kept::Nothing));
     }
 }

@@ -289,10 +289,7 @@ pub(super) fn two(
             )
         }
     };
-    match held
-        .kept()
-        .map_err(|e| Error::io("cannot write the spool file", e))?
-    {
+    match held.kept() {
         Kept::Memory(plaintext) => {
             out.write_all(&plaintext)
                 .map_err(|e| Error::io("cannot write the plaintext", e))?;
