@@ -406,11 +406,7 @@ fn large_compressed_streams_are_inflated_once() {
     for (algo, plain) in cases {
         let message = home.gpg_encrypt(&["--compress-algo", algo, "-z", "6"], &plain);
         let path = file_with(dir.path(), "z.gpg", &message);
-        let mut out = Overwrites {
-            path: &path,
-            out: Vec::new(),
-            done: false,
-        };
+        let mut out = Overwrites::new(&path);
         let file = std::fs::File::open(&path).expect("open");
         let n = stream_with(Input::File(file), &mut out, &opts).expect(algo);
         assert_eq!(n, plain.len() as u64, "{algo}, {} bytes", message.len());
@@ -423,11 +419,7 @@ fn large_compressed_streams_are_inflated_once() {
     }
     let message = home.gpg_encrypt(&["-z", "0"], &text(12 << 20));
     let path = file_with(dir.path(), "plain.gpg", &message);
-    let mut out = Overwrites {
-        path: &path,
-        out: Vec::new(),
-        done: false,
-    };
+    let mut out = Overwrites::new(&path);
     let file = std::fs::File::open(&path).expect("open");
     assert!(matches!(
         stream_with(Input::File(file), &mut out, &opts),
@@ -440,6 +432,16 @@ struct Overwrites<'a> {
     path: &'a Path,
     out: Vec<u8>,
     done: bool,
+}
+
+impl<'a> Overwrites<'a> {
+    fn new(path: &'a Path) -> Overwrites<'a> {
+        Overwrites {
+            path,
+            out: Vec::new(),
+            done: false,
+        }
+    }
 }
 
 impl Write for Overwrites<'_> {

@@ -416,7 +416,32 @@ impl Env {
     }
 
     fn import_to_card(&self, algo: &str) {
-        let key = key_file(algo);
+        self.import_file_to_card(&key_file(algo));
+    }
+
+    /// gpg moves the first subkey of `primary` (its encryption key) to the card's decryption
+    /// slot, replacing what is there: "key 1" selects the subkey, "2" is the decryption slot,
+    /// "y" replaces. The admin PIN is given twice in case gpg asks again; a second line at
+    /// the prompt is ignored.
+    fn gpg_keytocard(&self, primary: &str) -> Output {
+        let script = format!("key 1\nkeytocard\n2\ny\n{ADMIN_PIN}\n{ADMIN_PIN}\nsave\n");
+        self.gpg(
+            &[
+                "--command-fd",
+                "0",
+                "--status-fd",
+                "2",
+                "--pinentry-mode",
+                "loopback",
+                "--edit-key",
+                primary,
+            ],
+            script.as_bytes(),
+        )
+    }
+
+    /// `card import` of a secret key file, replacing what the slots hold.
+    fn import_file_to_card(&self, key: &Path) {
         let out = self.cardecrypt(
             &[
                 "card",
@@ -1155,23 +1180,7 @@ fn gpg_keytocard_keys_decrypt_with_cardecrypt(env: &Env) {
         assert_ok(&env.gpg(&args, b""), "gpg import secret");
         let cert = cert(algo);
         let primary = cert.fingerprint().to_hex();
-        // "key 1" selects the encryption subkey; "2" is the decryption slot; "y" replaces the
-        // key put there above. The admin PIN is given twice in case gpg asks again; a second
-        // line at the prompt is ignored.
-        let script = format!("key 1\nkeytocard\n2\ny\n{ADMIN_PIN}\n{ADMIN_PIN}\nsave\n");
-        let out = env.gpg(
-            &[
-                "--command-fd",
-                "0",
-                "--status-fd",
-                "2",
-                "--pinentry-mode",
-                "loopback",
-                "--edit-key",
-                &primary,
-            ],
-            script.as_bytes(),
-        );
+        let out = env.gpg_keytocard(&primary);
         assert_ok(&out, &format!("gpg keytocard {algo}"));
         let gpg_log = text(&out.stderr);
         env.stop_gpg();

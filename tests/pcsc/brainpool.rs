@@ -21,20 +21,7 @@ pub fn brainpool_keys_from_gpg_import_and_decrypt(env: &Env) {
         assert_ok(&secret, "gpg --export-secret-keys");
         let file = env.path(&format!("{curve}.sec.asc"));
         std::fs::write(&file, &secret.stdout).expect("write key");
-        let admin = env.path("admin");
-        let import = env.cardecrypt(
-            &[
-                "card",
-                "import",
-                "--batch",
-                "--replace",
-                "--admin-pin-file",
-                admin.to_str().expect("utf8"),
-                file.to_str().expect("utf8"),
-            ],
-            b"",
-        );
-        assert_ok(&import, &format!("card import {curve}"));
+        env.import_file_to_card(&file);
         decrypts_a_gpg_message_to(env, uid, curve);
 
         // Now gpg moves the same subkey there itself, over a NIST key put in the slot first.
@@ -68,21 +55,7 @@ fn gpg_makes_a_key(env: &Env, curve: &str, uid: &str) -> String {
 
 fn keytocard(env: &Env, fpr: &str) {
     env.stop_gpg();
-    let script = format!("key 1\nkeytocard\n2\ny\n{ADMIN_PIN}\n{ADMIN_PIN}\nsave\n");
-    let out = env.gpg(
-        &[
-            "--command-fd",
-            "0",
-            "--status-fd",
-            "2",
-            "--pinentry-mode",
-            "loopback",
-            "--edit-key",
-            fpr,
-        ],
-        script.as_bytes(),
-    );
-    assert_ok(&out, "gpg keytocard");
+    assert_ok(&env.gpg_keytocard(fpr), "gpg keytocard");
     env.stop_gpg();
 }
 
