@@ -94,8 +94,10 @@ impl Read for Recorder<'_> {
 }
 
 /// Reads the compressed data packet that starts `decrypted` (ZIP or ZLIB, as [`peek`]
-/// found) and hands its inflated content to `inside`; then checks that the compressed
-/// stream ended properly and nothing but padding follows the packet.
+/// found) and hands its inflated content to `inside`, which reads it to its end (as
+/// [`literal::literal_message`] does: only padding may follow the literal data), so the
+/// deflate stream's own end is checked; then checks that nothing but padding follows the
+/// packet.
 pub(super) fn read_packet<T>(
     decrypted: &mut dyn Read,
     inside: impl FnOnce(&mut dyn Read) -> crate::error::Result<T>,
@@ -117,12 +119,6 @@ pub(super) fn read_packet<T>(
     body.read_exact(&mut algo).map_err(|e| damaged(&e))?;
     let mut inflate = Inflate::new(body, algo[0] == ZLIB);
     let found = inside(&mut inflate)?;
-    let mut rest = [0u8; 1];
-    if inflate.read(&mut rest).map_err(|e| damaged(&e))? != 0 {
-        return Err(malformed(
-            "data follows the literal data inside the compression",
-        ));
-    }
     // Bytes after the end of the deflate stream, inside the packet, are skipped (as gpg and
     // sequoia do).
     io::copy(&mut inflate.input, &mut io::sink()).map_err(|e| damaged(&e))?;
@@ -320,6 +316,25 @@ mod tests {
         let at = bad.len() - 2;
         bad[at] ^= 0x55;
         assert!(read_all(&bad).is_err());
+    }
+
+    #[test]
+    fn only_padding_may_follow_the_literal_inside() {
+        let read = |inside: &[u8]| {
+            let packet = compressed(inside, ZLIB);
+            let mut facts = super::super::Facts::default();
+            read_packet(&mut &packet[..], |inflated| {
+                literal::literal_message(inflated, &mut facts, &mut io::sink(), |from, to| {
+                    io::copy(from, to).map_err(|e| damaged(&e))
+                })
+            })
+        };
+        let mut padded = literal(b"x");
+        padded.extend([0xD5, 2, 0, 0]);
+        assert!(read(&padded).is_ok());
+        let mut two = literal(b"x");
+        two.extend(literal(b"y"));
+        assert!(matches!(read(&two), Err(crate::error::Error::Malformed(_))));
     }
 
     #[test]

@@ -5,14 +5,14 @@
 
 use std::{
     io::{self, Write},
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
     },
 };
 
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::sealed::{Sealer, Unsealer};
 
@@ -36,17 +36,25 @@ pub(super) enum Kept {
     Nothing,
 }
 
+/// Where pass 1's plaintext is going.
+enum State {
+    /// Into memory, up to the limit.
+    Memory(Zeroizing<Vec<u8>>),
+    /// Into the seal.
+    Sealing(Box<Sealer>),
+    /// Nowhere: it outgrew memory and is not compressed, or sealing failed or passed its cap.
+    Nowhere,
+}
+
 /// Pass 1's output for a stream.
 pub(super) struct Held {
-    plaintext: Zeroizing<Vec<u8>>,
-    /// The plaintext outgrew memory (or could not fit from the start).
-    overflowed: bool,
-    /// Set by the engine when the message is compressed.
+    state: State,
+    /// Memory's limit: [`HELD`], or 0 for an input too large to fit.
+    limit: usize,
+    /// Set by the engine when the message is compressed (before any plaintext comes).
     compressed: Arc<AtomicBool>,
-    sealer: Option<Sealer>,
-    /// Sealing failed or went past its cap: pass 2 decrypts again.
-    unsealed: bool,
     spool_dir: Option<PathBuf>,
+    /// The most plaintext sealed.
     cap: u64,
 }
 
@@ -60,13 +68,11 @@ impl Held {
         // A file this much larger than what is held cannot hold less plaintext (even stored
         // deflate blocks grow by a 5-byte header per 64 KiB): nothing is kept in memory then,
         // rather than copying 8 MiB into buffers that only grow, fault in and are wiped.
-        let overflowed = size.is_some_and(|s| s > (HELD + HELD / 64) as u64 + (1 << 16));
+        let too_large = size.is_some_and(|s| s > (HELD + HELD / 64) as u64 + (1 << 16));
         Held {
-            plaintext: Zeroizing::new(Vec::new()),
-            overflowed,
+            state: State::Memory(Zeroizing::new(Vec::new())),
+            limit: if too_large { 0 } else { HELD },
             compressed,
-            sealer: None,
-            unsealed: false,
             spool_dir,
             cap: size.map_or(SEALED_UNKNOWN, |s| {
                 s.saturating_mul(SEALED_PER_INPUT_BYTE).max(SEALED_MIN)
@@ -76,56 +82,44 @@ impl Held {
 
     /// What was kept, once pass 1 authenticated the message. A seal that cannot be
     /// finished (the disk filled up) leaves the work to pass 2.
-    pub(super) fn kept(mut self) -> Kept {
-        if !self.overflowed {
-            return Kept::Memory(std::mem::take(&mut self.plaintext));
-        }
-        match self.sealer.take().map(Sealer::finish) {
-            Some(Ok(unsealer)) => Kept::Sealed(Box::new(unsealer)),
-            _ => Kept::Nothing,
-        }
-    }
-
-    /// Starts sealing (with what memory held); on failure pass 2 decrypts again.
-    fn start_sealing(&mut self) {
-        match Sealer::new(self.spool_dir.as_deref()) {
-            Ok(mut sealer) => match sealer.write(&self.plaintext) {
-                Ok(()) => self.sealer = Some(sealer),
-                Err(_) => self.unsealed = true,
+    pub(super) fn kept(self) -> Kept {
+        match self.state {
+            State::Memory(plaintext) => Kept::Memory(plaintext),
+            State::Sealing(sealer) => match sealer.finish() {
+                Ok(unsealer) => Kept::Sealed(Box::new(unsealer)),
+                Err(_) => Kept::Nothing,
             },
-            Err(_) => self.unsealed = true,
-        }
-        self.plaintext.zeroize();
-        *self.plaintext = Vec::new();
-    }
-
-    fn seal(&mut self, data: &[u8]) {
-        if let Some(sealer) = &mut self.sealer {
-            if sealer.write(data).is_err() || sealer.length() > self.cap {
-                self.sealer = None;
-                self.unsealed = true;
-            }
+            State::Nowhere => Kept::Nothing,
         }
     }
 }
 
+/// Where the plaintext goes once it outgrew memory: sealed, with what memory held, if it is
+/// compressed (and the spool can be made), else nowhere.
+fn overflow(compressed: bool, spool_dir: Option<&Path>, held: &[u8]) -> State {
+    let sealer = compressed
+        .then(|| Sealer::new(spool_dir))
+        .and_then(Result::ok)
+        .and_then(|mut sealer| sealer.write(held).ok().map(|()| sealer));
+    sealer.map_or(State::Nowhere, |sealer| State::Sealing(Box::new(sealer)))
+}
+
 impl Write for Held {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if !self.overflowed {
-            if self.plaintext.len() + data.len() <= HELD {
-                push_wiped(&mut self.plaintext, data);
+        if let State::Memory(plaintext) = &mut self.state {
+            if plaintext.len() + data.len() <= self.limit {
+                push_wiped(plaintext, data);
                 return Ok(data.len());
             }
-            self.overflowed = true;
-            if !self.compressed.load(Ordering::Relaxed) {
-                self.plaintext.zeroize();
-                *self.plaintext = Vec::new();
+            // The memory held is wiped when the old state is dropped here.
+            let compressed = self.compressed.load(Ordering::Relaxed);
+            self.state = overflow(compressed, self.spool_dir.as_deref(), plaintext);
+        }
+        if let State::Sealing(sealer) = &mut self.state {
+            if sealer.write(data).is_err() || sealer.length() > self.cap {
+                self.state = State::Nowhere;
             }
         }
-        if self.sealer.is_none() && !self.unsealed && self.compressed.load(Ordering::Relaxed) {
-            self.start_sealing();
-        }
-        self.seal(data);
         Ok(data.len())
     }
 

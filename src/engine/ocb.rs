@@ -195,55 +195,25 @@ impl Ocb {
     /// Decrypts `buf` in place and checks `tag`. On a bad tag the buffer is wiped and
     /// `false` returned.
     pub fn decrypt(&self, nonce: &[u8], ad: &[u8], buf: &mut [u8], tag: &[u8]) -> bool {
-        let mut offset = self.initial_offset(nonce);
-        let mut checksum = 0u128;
-        let full = buf.len() / 16 * 16;
-        let mut offsets = [0u128; BATCH];
-        let mut i = 0u64;
-        for batch in buf[..full].chunks_mut(16 * BATCH) {
-            let n = batch.len() / 16;
-            for (k, c) in batch.chunks_exact_mut(16).enumerate() {
-                i += 1;
-                offset ^= self.l[i.trailing_zeros() as usize];
-                offsets[k] = offset;
-                c.copy_from_slice(&(block(c) ^ offset).to_be_bytes());
-            }
-            self.cipher.decrypt_in_place(batch);
-            for (c, off) in batch.chunks_exact_mut(16).zip(&offsets[..n]) {
-                let p = block(c) ^ off;
-                checksum ^= p;
-                c.copy_from_slice(&p.to_be_bytes());
-            }
-        }
-        let rest = &mut buf[full..];
-        if !rest.is_empty() {
-            offset ^= self.l_star;
-            let pad = self.encipher(offset).to_be_bytes();
-            let mut padded = [0u8; 16];
-            for (k, c) in rest.iter_mut().enumerate() {
-                *c ^= pad[k];
-                padded[k] = *c;
-            }
-            padded[rest.len()] = 0x80;
-            checksum ^= u128::from_be_bytes(padded);
-            zeroize::Zeroize::zeroize(&mut padded);
-        }
-        let expected = self.encipher(checksum ^ offset ^ self.l_dollar) ^ self.hash(ad);
-        // The checksum is the XOR of the plaintext blocks.
-        zeroize::Zeroize::zeroize(&mut checksum);
-        zeroize::Zeroize::zeroize(&mut offsets);
+        let expected = self.crypt(nonce, ad, buf, false);
         let ok = tag.len() == 16 && constant_time_eq(&expected.to_be_bytes(), tag);
         if !ok {
             buf.iter_mut().for_each(|b| *b = 0);
         }
         ok
     }
-}
 
-impl Ocb {
     /// Encrypts `buf` in place and returns the tag: the sealed plaintext between the two
     /// passes of a compressed message ([`super::sealed`]).
     pub fn encrypt(&self, nonce: &[u8], ad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        self.crypt(nonce, ad, buf, true).to_be_bytes()
+    }
+
+    /// OCB over `buf` in place, either way, returning the tag. The checksum is the XOR of
+    /// the plaintext blocks: taken before the cipher when encrypting, after it when
+    /// decrypting. Inlined into both callers, so `encrypt` is a constant in each.
+    #[inline(always)]
+    fn crypt(&self, nonce: &[u8], ad: &[u8], buf: &mut [u8], encrypt: bool) -> u128 {
         let mut offset = self.initial_offset(nonce);
         let mut checksum = 0u128;
         let full = buf.len() / 16 * 16;
@@ -251,17 +221,27 @@ impl Ocb {
         let mut i = 0u64;
         for batch in buf[..full].chunks_mut(16 * BATCH) {
             let n = batch.len() / 16;
-            for (k, p) in batch.chunks_exact_mut(16).enumerate() {
+            for (k, b) in batch.chunks_exact_mut(16).enumerate() {
                 i += 1;
                 offset ^= self.l[i.trailing_zeros() as usize];
                 offsets[k] = offset;
-                let plain = block(p);
-                checksum ^= plain;
-                p.copy_from_slice(&(plain ^ offset).to_be_bytes());
+                let x = block(b);
+                if encrypt {
+                    checksum ^= x;
+                }
+                b.copy_from_slice(&(x ^ offset).to_be_bytes());
             }
-            self.cipher.encrypt_in_place(batch);
-            for (c, off) in batch.chunks_exact_mut(16).zip(&offsets[..n]) {
-                c.copy_from_slice(&(block(c) ^ off).to_be_bytes());
+            if encrypt {
+                self.cipher.encrypt_in_place(batch);
+            } else {
+                self.cipher.decrypt_in_place(batch);
+            }
+            for (b, off) in batch.chunks_exact_mut(16).zip(&offsets[..n]) {
+                let y = block(b) ^ off;
+                if !encrypt {
+                    checksum ^= y;
+                }
+                b.copy_from_slice(&y.to_be_bytes());
             }
         }
         let rest = &mut buf[full..];
@@ -269,18 +249,23 @@ impl Ocb {
             offset ^= self.l_star;
             let pad = self.encipher(offset).to_be_bytes();
             let mut padded = [0u8; 16];
-            padded[..rest.len()].copy_from_slice(rest);
-            padded[rest.len()] = 0x80;
-            checksum ^= u128::from_be_bytes(padded);
+            if encrypt {
+                padded[..rest.len()].copy_from_slice(rest);
+            }
             for (k, c) in rest.iter_mut().enumerate() {
                 *c ^= pad[k];
             }
+            if !encrypt {
+                padded[..rest.len()].copy_from_slice(rest);
+            }
+            padded[rest.len()] = 0x80;
+            checksum ^= u128::from_be_bytes(padded);
             zeroize::Zeroize::zeroize(&mut padded);
         }
         let tag = self.encipher(checksum ^ offset ^ self.l_dollar) ^ self.hash(ad);
         zeroize::Zeroize::zeroize(&mut checksum);
         zeroize::Zeroize::zeroize(&mut offsets);
-        tag.to_be_bytes()
+        tag
     }
 }
 

@@ -258,16 +258,15 @@ pub(super) fn two(
     let compressed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     pass.compressed = Some(compressed.clone());
     let mut held = Held::new(size, compressed, settings.spool_dir.clone());
-    let (n, second, armored): (_, Box<dyn Read + Send + Sync>, _) = match input {
+    // The guard of what pass 2 would read again: the file, or the pipe's spool.
+    let (n, guard, again, armored) = match input {
         Input::File(mut file) => {
             let guard = source::Guard::new(&mut file)?;
             let ahead = Arc::new(std::sync::atomic::AtomicBool::new(false));
             pass.read_ahead = Some(ahead.clone());
             let first = counted(guard.record(&file, ahead)?, "checking", size, settings);
             let n = run_pass(first, None, Keys::Ask(keys), &mut pass, &mut held, failure)?;
-            let share = pass.facts.aead_algo.is_none();
-            let second = Box::new(guard.verify(&file, failure.clone(), share)?);
-            (n, counted(second, "writing", size, settings), None)
+            (n, guard, file, None)
         }
         Input::Stream(stream) => {
             let mut spool = source::spool_file(settings.spool_dir.as_deref())?;
@@ -281,12 +280,7 @@ pub(super) fn two(
                 guard.writer_side()?,
             ));
             let n = run_pass(stream, None, Keys::Ask(keys), &mut pass, &mut held, failure)?;
-            let share = pass.facts.aead_algo.is_none();
-            (
-                n,
-                guard.verify(&spool, failure.clone(), share)?,
-                Some(false),
-            )
+            (n, guard, spool, Some(false))
         }
     };
     match held.kept() {
@@ -296,6 +290,12 @@ pub(super) fn two(
             Ok(n)
         }
         Kept::Sealed(sealed) => same_length(n, sealed.copy_to(out)?),
-        Kept::Nothing => second_pass(second, armored, pass, n, out, failure),
+        Kept::Nothing => {
+            // Read again (a file read ahead on a thread from here on) only when needed.
+            let share = pass.facts.aead_algo.is_none();
+            let second = guard.verify(&again, failure.clone(), share)?;
+            let second = counted(second, "writing", size, settings);
+            second_pass(second, armored, pass, n, out, failure)
+        }
     }
 }
