@@ -61,9 +61,9 @@ pub struct ReadArgs {
     #[arg(long, value_name = "FILE", global = true)]
     pub signer_certs: Vec<PathBuf>,
 
-    /// When the plaintext goes to a stream (standard output, a FIFO) and the message comes
-    /// from a pipe, keep its ciphertext for the second pass in an unnamed file in DIR
-    /// (default: $TMPDIR or /tmp)
+    /// When the plaintext goes to a stream (standard output, a FIFO): where the second pass's
+    /// input waits, in unnamed files in DIR (default: $TMPDIR or /tmp): a piped message's
+    /// ciphertext, and a compressed message's plaintext sealed under a key held in memory
     #[arg(long, value_name = "DIR", global = true)]
     pub spool_dir: Option<PathBuf>,
 
