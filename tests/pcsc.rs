@@ -440,8 +440,8 @@ impl Env {
         )
     }
 
-    /// `card import` of a secret key file, replacing what the slots hold.
-    fn import_file_to_card(&self, key: &Path) {
+    /// `card import` of a secret key file, replacing what the slots hold; what it said.
+    fn import_file_to_card(&self, key: &Path) -> Output {
         let out = self.cardecrypt(
             &[
                 "card",
@@ -455,6 +455,7 @@ impl Env {
             b"",
         );
         assert_ok(&out, "card import");
+        out
     }
 
     fn stop_gpg(&self) {
