@@ -22,6 +22,8 @@ mod promises;
 mod session_keys;
 #[path = "pcsc/signing.rs"]
 mod signing;
+#[path = "pcsc/thunderbird.rs"]
+mod thunderbird;
 
 use std::{
     io::Write,
@@ -41,6 +43,7 @@ use gpg_front::*;
 use promises::*;
 use session_keys::*;
 use signing::*;
+use thunderbird::*;
 
 const VPCD_PORT: u16 = 35963;
 /// vpcd's first slot (port 35963); its second, "Virtual PCD 00 01", listens on 35964.
@@ -2298,6 +2301,7 @@ fn main() {
         env(gpgme_signs_with_the_card_in_every_mode),
         env(gpgme_encrypts_and_signs_with_the_card),
         env(neomutt_sends_mail_signed_by_the_card),
+        env(thunderbird_reads_and_signs_with_the_card),
         env(planted_holder_state_moves_nothing),
         env(full_filesystem_and_closed_stdout_leave_nothing),
         env(eight_decrypts_at_once_share_the_card),

@@ -263,7 +263,7 @@ pub fn neomutt_sends_mail_signed_by_the_card(env: &Env) {
 
 /// The signed part (its lines ending in CRLF, as RFC 3156 signs them) and the signature of a
 /// multipart/signed message.
-fn split_signed(mail: &str) -> (String, String) {
+pub(crate) fn split_signed(mail: &str) -> (String, String) {
     let boundary = mail
         .split("boundary=\"")
         .nth(1)
