@@ -5,8 +5,9 @@
 # card, libclang for littlefs2-sys (the virtual card's storage), gpg for interop, neomutt
 # and tmux to test cardecrypt inside a real mail client, rnp for the tag-20 OCB packet, GNU
 # time for peak memory; python3-gpg (GPGME), notmuch and emacs-nox (EasyPG) for cardecrypt-gpg;
-# thunderbird and xvfb to drive the real Thunderbird through Marionette.
-PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev libclang-dev pkg-config gnupg scdaemon gpg-agent pinentry-curses neomutt mutt tmux rnp time python3-gpg notmuch emacs-nox chromium tesseract-ocr dbus-daemon dbus-bin aerc thunderbird xvfb)
+# thunderbird, claws-mail with its PGP/MIME plugin and xvfb for the desktop clients, read
+# through AT-SPI (python3-pyatspi, at-spi2-core).
+PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev libclang-dev pkg-config gnupg scdaemon gpg-agent pinentry-curses neomutt mutt tmux rnp time python3-gpg notmuch emacs-nox chromium tesseract-ocr dbus-daemon dbus-bin aerc thunderbird xvfb claws-mail claws-mail-pgpmime python3-pyatspi at-spi2-core)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -9,6 +9,8 @@
 
 #[path = "pcsc/brainpool.rs"]
 mod brainpool;
+#[path = "pcsc/claws.rs"]
+mod claws;
 mod common;
 #[path = "pcsc/desktop.rs"]
 mod desktop;
@@ -18,6 +20,8 @@ mod faults;
 mod gpg_front;
 #[path = "pcsc/promises.rs"]
 mod promises;
+#[path = "pcsc/screen.rs"]
+mod screen;
 #[path = "pcsc/session_keys.rs"]
 mod session_keys;
 #[path = "pcsc/signing.rs"]
@@ -36,6 +40,7 @@ use std::{
 
 use brainpool::*;
 use cardecrypt::error::exit;
+use claws::*;
 use common::*;
 use desktop::*;
 use faults::*;
@@ -2302,6 +2307,7 @@ fn main() {
         env(gpgme_encrypts_and_signs_with_the_card),
         env(neomutt_sends_mail_signed_by_the_card),
         env(thunderbird_reads_and_signs_with_the_card),
+        env(claws_mail_shows_a_card_message),
         env(planted_holder_state_moves_nothing),
         env(full_filesystem_and_closed_stdout_leave_nothing),
         env(eight_decrypts_at_once_share_the_card),

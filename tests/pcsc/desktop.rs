@@ -15,13 +15,13 @@ use std::{
 use super::*;
 
 /// A private dbus-daemon, stopped when dropped.
-struct Bus {
+pub(crate) struct Bus {
     daemon: Child,
-    address: String,
+    pub(crate) address: String,
 }
 
 impl Bus {
-    fn start() -> Bus {
+    pub(crate) fn start() -> Bus {
         let mut daemon = Command::new("dbus-daemon")
             .args(["--session", "--nofork", "--print-address=1"])
             .stdout(Stdio::piped())

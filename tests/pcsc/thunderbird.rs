@@ -17,42 +17,11 @@ use serde_json::{json, Value};
 use super::*;
 use crate::{
     gpg_front::{FrontEnd, CARD_FPR},
+    screen::Xvfb,
     signing::split_signed,
 };
 
 const SECRET: &str = "The Thunderbird secret, decrypted by the card.";
-
-/// An X server of our own: Xvfb picks a free display and writes its number.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start() -> Xvfb {
-        let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0", "1280x1024x24"])
-            .args(["-nolisten", "tcp"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("Xvfb (scripts/test.sh installs xvfb)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("Xvfb's display");
-        let display = format!(":{}", line.trim());
-        assert!(display.len() > 1, "Xvfb wrote no display number");
-        Xvfb { child, display }
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A Thunderbird process group with a profile of its own; killed when dropped.
 struct Thunderbird {
@@ -341,7 +310,7 @@ return { gpgme: GPGME.allDependenciesLoaded(), status,
 
 /// A PGP/MIME email to the card with one bit of its encrypted data flipped (near the end,
 /// inside the last packet, so the card still unwraps the session key).
-fn tampered_email(front: &FrontEnd, body: &[u8]) -> Vec<u8> {
+pub(crate) fn tampered_email(front: &FrontEnd, body: &[u8]) -> Vec<u8> {
     let out = front.gpg(&["-r", CARD_FPR, "--encrypt"], body);
     assert_ok(&out, "encrypt");
     let mut binary = out.stdout;
