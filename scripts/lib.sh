@@ -4,20 +4,27 @@
 # Debian packages: the PC/SC daemon and library, the vpcd reader driver for the virtual
 # card, libclang for littlefs2-sys (the virtual card's storage), gpg for interop, neomutt
 # and tmux to test cardecrypt inside a real mail client, rnp for the tag-20 OCB packet, GNU
-# time for peak memory; python3-gpg (GPGME), notmuch and emacs-nox (EasyPG) for cardecrypt-gpg;
-# thunderbird, claws-mail with its PGP/MIME plugin and xvfb for the desktop clients, read
-# through AT-SPI (python3-pyatspi, at-spi2-core).
-PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev libclang-dev pkg-config gnupg scdaemon gpg-agent pinentry-curses neomutt mutt tmux rnp time python3-gpg notmuch emacs-nox chromium tesseract-ocr dbus-daemon dbus-bin aerc thunderbird xvfb claws-mail claws-mail-pgpmime python3-pyatspi at-spi2-core)
+# time for peak memory; python3-gpg (GPGME), notmuch and emacs-nox (EasyPG) for cardecrypt-gpg.
+PACKAGES=(pcscd vsmartcard-vpcd libpcsclite-dev libclang-dev pkg-config gnupg scdaemon gpg-agent pinentry-curses neomutt mutt tmux rnp time python3-gpg notmuch emacs-nox chromium tesseract-ocr dbus-daemon dbus-bin aerc)
+# The desktop mail clients under Xvfb: Thunderbird (driven through Marionette), Claws Mail
+# with its PGP/MIME plugin and Evolution (read through AT-SPI: python3-pyatspi,
+# at-spi2-core). Without their recommendations (help browsers, spam filters, ...).
+DESKTOP_PACKAGES=(xvfb thunderbird claws-mail claws-mail-pgpmime evolution python3-pyatspi at-spi2-core)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-install_packages() {
-  local missing=()
-  for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+# The packages of the given names that are not installed.
+missing_packages() {
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
   done
+}
+
+install_packages() {
+  local missing
+  mapfile -t missing < <(missing_packages "${PACKAGES[@]}")
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     as_root apt-get update -qq
@@ -26,6 +33,18 @@ install_packages() {
   if ! command -v cargo >/dev/null; then
     echo "cargo not found: install Rust >= 1.85 (https://rustup.rs), then run this again" >&2
     exit 1
+  fi
+}
+
+# The desktop clients, for the tests only.
+install_desktop_packages() {
+  local missing
+  mapfile -t missing < <(missing_packages "${DESKTOP_PACKAGES[@]}")
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null
   fi
 }
 

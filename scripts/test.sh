@@ -11,6 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 cd "$(dirname "$here")"
 
 install_packages
+install_desktop_packages
 OPENPGPJS=$(install_openpgpjs "$(dirname "$here")")
 export OPENPGPJS
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -14,6 +14,8 @@ mod claws;
 mod common;
 #[path = "pcsc/desktop.rs"]
 mod desktop;
+#[path = "pcsc/evolution.rs"]
+mod evolution;
 #[path = "pcsc/faults.rs"]
 mod faults;
 #[path = "pcsc/gpg_front.rs"]
@@ -43,6 +45,7 @@ use cardecrypt::error::exit;
 use claws::*;
 use common::*;
 use desktop::*;
+use evolution::*;
 use faults::*;
 use gpg_front::*;
 use promises::*;
@@ -2308,6 +2311,7 @@ fn main() {
         env(neomutt_sends_mail_signed_by_the_card),
         env(thunderbird_reads_and_signs_with_the_card),
         env(claws_mail_shows_a_card_message),
+        env(evolution_decrypts_a_card_message_and_refuses_a_tampered_one),
         env(planted_holder_state_moves_nothing),
         env(full_filesystem_and_closed_stdout_leave_nothing),
         env(eight_decrypts_at_once_share_the_card),

@@ -8,7 +8,7 @@ use super::*;
 use crate::{
     desktop::Bus,
     gpg_front::{lock_card, FrontEnd, CARD_FPR},
-    screen::{wait_shown, Xvfb},
+    screen::{wait_shown, Group, Xvfb},
     thunderbird::tampered_email,
 };
 
@@ -91,20 +91,7 @@ fn claws(env: &Env, front: &FrontEnd, config: &Path, display: &str, bus: &str) -
     cmd
 }
 
-/// The Claws process group, killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0.id())])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
 pub fn claws_mail_shows_a_card_message(env: &Env) {
-    use std::os::unix::process::CommandExt;
     env.import_to_card("cv25519");
     let front = FrontEnd::new(env, "claws");
     let body = format!("Content-Type: text/plain; charset=utf-8\r\n\r\n{SECRET}\r\n");
@@ -118,15 +105,10 @@ pub fn claws_mail_shows_a_card_message(env: &Env) {
     let xvfb = Xvfb::start();
     let bus = Bus::start();
     lock_card(env);
-    let log = std::fs::File::create(env.path("claws.log")).expect("log");
-    let child = claws(env, &front, &config, &xvfb.display, &bus.address)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .expect("claws-mail (scripts/test.sh installs it)");
-    let _running = Running(child);
+    let _claws = Group::start(
+        &mut claws(env, &front, &config, &xvfb.display, &bus.address),
+        &env.path("claws.log"),
+    );
     let log = || std::fs::read_to_string(env.path("claws.log")).unwrap_or_default();
     let started = wait_shown(env, &bus.address, "claws-mail", |t| t.contains("Get Mail"));
     assert!(

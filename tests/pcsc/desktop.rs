@@ -22,8 +22,14 @@ pub(crate) struct Bus {
 
 impl Bus {
     pub(crate) fn start() -> Bus {
+        Bus::start_with(&[])
+    }
+
+    /// The same, with `vars` in the environment of the services it starts.
+    pub(crate) fn start_with(vars: &[(&str, &Path)]) -> Bus {
         let mut daemon = Command::new("dbus-daemon")
             .args(["--session", "--nofork", "--print-address=1"])
+            .envs(vars.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

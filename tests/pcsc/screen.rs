@@ -38,45 +38,67 @@ impl Drop for Xvfb {
     }
 }
 
-/// Every name and text in the windows of the AT-SPI application `app`, one per line
-/// (Debian's python3-pyatspi; menus left out).
-const ATSPI_TEXT: &str = r#"
+/// AT-SPI as a user's hands and eyes (Debian's python3-pyatspi): `text APP` prints every name
+/// and text in APP's windows, one per line (menus left out); `chrome APP` the same without
+/// web content (WebKit builds a page's accessible tree when first asked, and one asked before
+/// the page loaded can stay empty); `select APP NAME` selects the
+/// table row whose cell is named NAME.
+const ATSPI: &str = r#"
 import sys, pyatspi
-def walk(node, depth, out):
-    if node is None or depth > 60:
+MENUS = ("menu", "menu item", "check menu item", "menu bar")
+mode, name = sys.argv[1:3]
+def nodes(node, depth=0):
+    if node is None or depth > 60 or node.getRoleName() in MENUS:
         return
-    if node.getRoleName() in ("menu", "menu item", "check menu item", "menu bar"):
+    if mode != "text" and node.getRoleName() == "document web":
         return
-    if node.name:
-        out.append(node.name)
-    try:
-        text = node.queryText()
-        out.append(text.getText(0, text.characterCount))
-    except NotImplementedError:
-        pass
+    yield node
     for i in range(node.childCount):
-        walk(node.getChildAtIndex(i), depth + 1, out)
-desktop = pyatspi.Registry.getDesktop(0)
-for i in range(desktop.childCount):
-    app = desktop.getChildAtIndex(i)
-    if app is not None and app.name == sys.argv[1]:
-        out = []
-        walk(app, 0, out)
-        print("\n".join(out))
+        yield from nodes(node.getChildAtIndex(i), depth + 1)
+def app(name):
+    desktop = pyatspi.Registry.getDesktop(0)
+    apps = [desktop.getChildAtIndex(i) for i in range(desktop.childCount)]
+    return next((a for a in apps if a is not None and a.name == name), None)
+root = app(name)
+if mode in ("text", "chrome"):
+    for node in nodes(root):
+        if node.name:
+            print(node.name)
+        try:
+            text = node.queryText()
+            print(text.getText(0, text.characterCount))
+        except NotImplementedError:
+            pass
+elif mode == "select":
+    for node in nodes(root):
+        parent = node.parent
+        if node.name == sys.argv[3] and parent is not None and "table" in parent.getRoleName():
+            print(parent.querySelection().selectChild(node.getIndexInParent()))
+            break
 "#;
 
-/// What `app` shows now, read through AT-SPI on the session bus at `bus`.
-pub(crate) fn shown_text(env: &Env, bus: &str, app: &str) -> String {
-    let script = env.path("atspi-text.py");
-    std::fs::write(&script, ATSPI_TEXT).expect("script");
+/// Runs the AT-SPI tool in `mode` on `app` over the session bus at `bus`; its output.
+pub(crate) fn atspi(env: &Env, bus: &str, mode: &str, app: &str, arg: &str) -> String {
+    let script = env.path("atspi.py");
+    std::fs::write(&script, ATSPI).expect("script");
     let out = Command::new("/usr/bin/python3")
         .arg(&script)
-        .arg(app)
+        .args([mode, app, arg])
         .env("DBUS_SESSION_BUS_ADDRESS", bus)
         .output()
         .expect("python3 (scripts/test.sh installs python3-pyatspi)");
-    assert!(out.status.success(), "AT-SPI: {}", text(&out.stderr));
+    assert!(out.status.success(), "AT-SPI {mode}: {}", text(&out.stderr));
     text(&out.stdout)
+}
+
+/// What `app` shows now.
+pub(crate) fn shown_text(env: &Env, bus: &str, app: &str) -> String {
+    atspi(env, bus, "text", app, "")
+}
+
+/// What `app` shows now outside web content.
+pub(crate) fn shown_chrome(env: &Env, bus: &str, app: &str) -> String {
+    atspi(env, bus, "chrome", app, "")
 }
 
 /// Polls what `app` shows until `done` says so or a minute passed; the last text seen.
@@ -88,5 +110,33 @@ pub(crate) fn wait_shown(env: &Env, bus: &str, app: &str, done: impl Fn(&str) ->
             return shown;
         }
         std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// A desktop program's process group, killed when dropped (its launcher, helpers and all).
+pub(crate) struct Group(pub(crate) Child);
+
+impl Group {
+    /// Starts `cmd` in a process group of its own, its output into the file `log`.
+    pub(crate) fn start(cmd: &mut Command, log: &Path) -> Group {
+        use std::os::unix::process::CommandExt;
+        let file = std::fs::File::create(log).expect("log");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log"))
+            .stderr(file)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/test.sh installs it)"));
+        Group(child)
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
     }
 }

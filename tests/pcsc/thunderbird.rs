@@ -9,7 +9,6 @@
 use std::{
     io::{BufRead, BufReader, Read},
     net::TcpStream,
-    os::unix::process::CommandExt,
 };
 
 use serde_json::{json, Value};
@@ -17,15 +16,15 @@ use serde_json::{json, Value};
 use super::*;
 use crate::{
     gpg_front::{FrontEnd, CARD_FPR},
-    screen::Xvfb,
+    screen::{Group, Xvfb},
     signing::split_signed,
 };
 
 const SECRET: &str = "The Thunderbird secret, decrypted by the card.";
 
-/// A Thunderbird process group with a profile of its own; killed when dropped.
+/// Thunderbird with a profile of its own; killed when dropped.
 struct Thunderbird {
-    child: Child,
+    group: Group,
     profile: PathBuf,
 }
 
@@ -37,22 +36,18 @@ impl Thunderbird {
         std::fs::write(profile.join("user.js"), user_js(&front.bin().join("gpg"))).expect("prefs");
         let home = env.path("thunderbird-home");
         std::fs::create_dir_all(&home).expect("home");
-        let log = std::fs::File::create(env.path("thunderbird.log")).expect("log");
-        let child = front
-            .client(env, &mut Command::new("thunderbird"))
-            .args(["--no-remote", "--profile"])
-            .arg(&profile)
-            .args(["--marionette", "-remote-allow-system-access"])
-            .env("DISPLAY", display)
-            .env("HOME", &home)
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("thunderbird (scripts/test.sh installs it)");
-        Thunderbird { child, profile }
+        let group = Group::start(
+            front
+                .client(env, &mut Command::new("thunderbird"))
+                .args(["--no-remote", "--profile"])
+                .arg(&profile)
+                .args(["--marionette", "-remote-allow-system-access"])
+                .env("DISPLAY", display)
+                .env("HOME", &home)
+                .env_remove("DBUS_SESSION_BUS_ADDRESS"),
+            &env.path("thunderbird.log"),
+        );
+        Thunderbird { group, profile }
     }
 
     /// Marionette, once Thunderbird wrote the port it listens on into the profile.
@@ -67,7 +62,7 @@ impl Thunderbird {
                 return Marionette::connect(port);
             }
             let log = std::fs::read_to_string(env.path("thunderbird.log")).unwrap_or_default();
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.group.0.try_wait() {
                 panic!("thunderbird ended ({status}) before Marionette started:\n{log}");
             }
             assert!(
@@ -76,16 +71,6 @@ impl Thunderbird {
             );
             std::thread::sleep(Duration::from_millis(250));
         }
-    }
-}
-
-impl Drop for Thunderbird {
-    fn drop(&mut self) {
-        // The Debian launcher is a script: the whole group goes.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.wait();
     }
 }
 
