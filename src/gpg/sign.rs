@@ -46,12 +46,22 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
     let mut source = PcscSource::default();
     let counter = ApduCounter::default();
     let cards = card::open_all(&mut source, &counter, false).unwrap_or_default();
+    // The card the user chose, as for decrypting (`CARDECRYPT_CARD`), else any.
+    let chosen = std::env::var("CARDECRYPT_CARD")
+        .ok()
+        .filter(|c| !c.is_empty());
     // The card is chosen and signs in one transaction (one read of its data, not two).
     let mut result = None;
     for mut open in cards {
         let Ok(mut tx) = open.card.transaction() else {
             continue;
         };
+        if let Some(wanted) = &chosen {
+            let ident = tx.application_identifier().map(|aid| aid.ident());
+            if !ident.is_ok_and(|ident| card::ident_matches(&ident, wanted)) {
+                continue;
+            }
+        }
         if let Some(key) = signing_key(&mut tx).filter(|k| named(call, k, real_gpg)) {
             result = Some(sign_on(&mut tx, call, mode, key, config));
             break;
@@ -106,19 +116,22 @@ fn signing_key(tx: &mut Card<Transaction<'_>>) -> Option<pubkey::PublicKey> {
 }
 
 /// Whether the call names `key` (its fingerprint, key id, or a certificate in the keyring
-/// that holds it), or names no key at all: then the card's key is gpg's default.
+/// that holds it), or names no key at all: then the card's key is gpg's default, if the
+/// keyring knows it (a second card present, someone else's or a spare, is nobody's default).
 fn named(call: &DecryptCall, key: &pubkey::PublicKey, real_gpg: &Path) -> bool {
     let fpr = key.fingerprint().to_hex();
-    call.local_user.is_empty()
-        || call.local_user.iter().any(|wanted| {
-            let bare = wanted
-                .trim()
-                .trim_start_matches("0x")
-                .trim_end_matches('!')
-                .replace(' ', "")
-                .to_ascii_uppercase();
-            (bare.len() >= 16 && fpr.ends_with(&bare)) || holds(call, real_gpg, wanted, &fpr)
-        })
+    if call.local_user.is_empty() {
+        return holds(call, real_gpg, &fpr, &fpr);
+    }
+    call.local_user.iter().any(|wanted| {
+        let bare = wanted
+            .trim()
+            .trim_start_matches("0x")
+            .trim_end_matches('!')
+            .replace(' ', "")
+            .to_ascii_uppercase();
+        (bare.len() >= 16 && fpr.ends_with(&bare)) || holds(call, real_gpg, wanted, &fpr)
+    })
 }
 
 /// Whether the keyring's certificate for `wanted` (an address, a key id, a fingerprint)
