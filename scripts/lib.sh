@@ -22,14 +22,23 @@ missing_packages() {
   done
 }
 
-install_packages() {
+# Installs those of the named packages that are missing; apt-get options first, then `--`.
+install_missing() {
+  local options=()
+  while [ "$1" != -- ]; do options+=("$1"); shift; done
+  shift
   local missing
-  mapfile -t missing < <(missing_packages "${PACKAGES[@]}")
+  mapfile -t missing < <(missing_packages "$@")
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]}"
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${options[@]}" \
+      "${missing[@]}" >/dev/null
   fi
+}
+
+install_packages() {
+  install_missing -- "${PACKAGES[@]}"
   if ! command -v cargo >/dev/null; then
     echo "cargo not found: install Rust >= 1.85 (https://rustup.rs), then run this again" >&2
     exit 1
@@ -38,14 +47,7 @@ install_packages() {
 
 # The desktop clients, for the tests only.
 install_desktop_packages() {
-  local missing
-  mapfile -t missing < <(missing_packages "${DESKTOP_PACKAGES[@]}")
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "==> installing ${missing[*]}"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      "${missing[@]}" >/dev/null
-  fi
+  install_missing --no-install-recommends -- "${DESKTOP_PACKAGES[@]}"
 }
 
 # OpenPGP.js, for tests that need messages and keys from another implementation: installed

@@ -7,9 +7,8 @@
 use super::*;
 use crate::{
     desktop::Bus,
-    gpg_front::{lock_card, FrontEnd, CARD_FPR},
-    screen::{wait_shown, Group, Xvfb},
-    thunderbird::tampered_email,
+    gpg_front::{lock_card, FrontEnd},
+    screen::{card_emails, wait_shown, Group, Xvfb},
 };
 
 const SECRET: &str = "The Claws secret, decrypted by the card.";
@@ -94,11 +93,7 @@ fn claws(env: &Env, front: &FrontEnd, config: &Path, display: &str, bus: &str) -
 pub fn claws_mail_shows_a_card_message(env: &Env) {
     env.import_to_card("cv25519");
     let front = FrontEnd::new(env, "claws");
-    let body = format!("Content-Type: text/plain; charset=utf-8\r\n\r\n{SECRET}\r\n");
-    let encrypted = front.gpg(&["-a", "-r", CARD_FPR, "--encrypt"], body.as_bytes());
-    assert_ok(&encrypted, "encrypt");
-    let good = pgp_mime_email("claws", &encrypted.stdout);
-    let tampered = tampered_email(&front, body.as_bytes());
+    let (good, tampered) = card_emails(&front, "claws", SECRET);
     let config = configure(env, &[&tampered, &good]);
     std::fs::create_dir_all(env.path("claws-home")).expect("home");
 

@@ -7,9 +7,8 @@
 use super::*;
 use crate::{
     desktop::Bus,
-    gpg_front::{lock_card, FrontEnd, CARD_FPR},
-    screen::{atspi, shown_chrome, shown_text, Group, Xvfb},
-    thunderbird::tampered_email,
+    gpg_front::{lock_card, FrontEnd},
+    screen::{atspi, card_emails, shown_chrome, shown_text, Group, Xvfb},
 };
 
 const SECRET: &str = "The Evolution secret, decrypted by the card.";
@@ -94,17 +93,9 @@ fn open(env: &Env, bus: &str, subject: &str) -> String {
 pub fn evolution_decrypts_a_card_message_and_refuses_a_tampered_one(env: &Env) {
     env.import_to_card("cv25519");
     let front = FrontEnd::new(env, "evolution");
-    let body = format!("Content-Type: text/plain; charset=utf-8\r\n\r\n{SECRET}\r\n");
-    let encrypted = front.gpg(&["-a", "-r", CARD_FPR, "--encrypt"], body.as_bytes());
-    assert_ok(&encrypted, "encrypt");
+    let (good, tampered) = card_emails(&front, "evolution", SECRET);
     let root = env.path("evolution");
-    configure(
-        &root,
-        &[
-            ("1", tampered_email(&front, body.as_bytes())),
-            ("2", pgp_mime_email("evolution", &encrypted.stdout)),
-        ],
-    );
+    configure(&root, &[("1", tampered), ("2", good)]);
     let dirs = [
         ("XDG_CONFIG_HOME", root.join("config")),
         ("XDG_DATA_HOME", root.join("data")),

@@ -5,6 +5,32 @@
 use std::io::{BufRead, BufReader};
 
 use super::*;
+use crate::gpg_front::{FrontEnd, CARD_FPR};
+
+/// Two PGP/MIME emails to the card with `secret` as their text: one as gpg encrypted it
+/// (subject `subject`), one with a bit of its encrypted data flipped near the end, inside
+/// the last packet, so the card still unwraps the session key (subject "tampered").
+pub(crate) fn card_emails(front: &FrontEnd, subject: &str, secret: &str) -> (Vec<u8>, Vec<u8>) {
+    let body = format!("Content-Type: text/plain; charset=utf-8\r\n\r\n{secret}\r\n");
+    let out = front.gpg(&["-r", CARD_FPR, "--encrypt"], body.as_bytes());
+    assert_ok(&out, "encrypt");
+    let mut tampered = out.stdout.clone();
+    let near_end = tampered.len() - 30;
+    tampered[near_end] ^= 0x01;
+    (
+        pgp_mime_email(subject, &armored(&out.stdout)),
+        pgp_mime_email("tampered", &armored(&tampered)),
+    )
+}
+
+fn armored(binary: &[u8]) -> Vec<u8> {
+    use sequoia_openpgp::armor::{Kind, Writer};
+    let mut out = Vec::new();
+    let mut w = Writer::new(&mut out, Kind::Message).expect("armor");
+    w.write_all(binary).expect("armor");
+    w.finalize().expect("armor");
+    out
+}
 
 /// An X server of our own: Xvfb picks a free display and writes its number.
 pub(crate) struct Xvfb {
@@ -80,7 +106,9 @@ elif mode == "select":
 /// Runs the AT-SPI tool in `mode` on `app` over the session bus at `bus`; its output.
 pub(crate) fn atspi(env: &Env, bus: &str, mode: &str, app: &str, arg: &str) -> String {
     let script = env.path("atspi.py");
-    std::fs::write(&script, ATSPI).expect("script");
+    if !script.exists() {
+        std::fs::write(&script, ATSPI).expect("script");
+    }
     let out = Command::new("/usr/bin/python3")
         .arg(&script)
         .args([mode, app, arg])

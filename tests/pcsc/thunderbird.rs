@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::{
-    gpg_front::{FrontEnd, CARD_FPR},
-    screen::{Group, Xvfb},
+    gpg_front::FrontEnd,
+    screen::{card_emails, Group, Xvfb},
     signing::split_signed,
 };
 
@@ -293,37 +293,14 @@ return { gpgme: GPGME.allDependenciesLoaded(), status,
          signed: signed ? Array.from(signed) : null };
 "#;
 
-/// A PGP/MIME email to the card with one bit of its encrypted data flipped (near the end,
-/// inside the last packet, so the card still unwraps the session key).
-pub(crate) fn tampered_email(front: &FrontEnd, body: &[u8]) -> Vec<u8> {
-    let out = front.gpg(&["-r", CARD_FPR, "--encrypt"], body);
-    assert_ok(&out, "encrypt");
-    let mut binary = out.stdout;
-    let near_end = binary.len() - 30;
-    binary[near_end] ^= 0x01;
-    let mut armored = Vec::new();
-    {
-        let mut w = sequoia_openpgp::armor::Writer::new(
-            &mut armored,
-            sequoia_openpgp::armor::Kind::Message,
-        )
-        .expect("armor");
-        w.write_all(&binary).expect("armor");
-        w.finalize().expect("armor");
-    }
-    pgp_mime_email("tampered", &armored)
-}
-
 pub fn thunderbird_reads_and_signs_with_the_card(env: &Env) {
     env.import_to_card("cv25519");
     let front = FrontEnd::new(env, "thunderbird");
-    let body = format!("Content-Type: text/plain; charset=utf-8\r\n\r\n{SECRET}\r\n");
-    let encrypted = front.gpg(&["-a", "-r", CARD_FPR, "--encrypt"], body.as_bytes());
-    assert_ok(&encrypted, "encrypt");
+    let (good_mail, tampered_mail) = card_emails(&front, "thunderbird", SECRET);
     let good = env.path("thunderbird-good.eml");
-    std::fs::write(&good, pgp_mime_email("thunderbird", &encrypted.stdout)).expect("eml");
+    std::fs::write(&good, good_mail).expect("eml");
     let tampered = env.path("thunderbird-tampered.eml");
-    std::fs::write(&tampered, tampered_email(&front, body.as_bytes())).expect("eml");
+    std::fs::write(&tampered, tampered_mail).expect("eml");
 
     let xvfb = Xvfb::start();
     let mut thunderbird = Thunderbird::start(env, &front, &xvfb.display);
