@@ -20,6 +20,8 @@ use crate::error::Error;
 const READ: usize = 1 << 18;
 /// The MDC packet: 0xD3 0x14 and a 20-byte SHA-1.
 const MDC: usize = 22;
+/// Reads at least this large are decrypted in the caller's buffer ([`SeipdV1Reader::read_direct`]).
+const DIRECT: usize = 1 << 16;
 
 /// SHA-1 over the decrypted data on a second core, while this one decrypts, parses and
 /// writes: the MDC's hash is the largest single cost of SEIPD v1 (about a third of the time
@@ -50,7 +52,7 @@ impl ParallelSha1 {
             std::thread::spawn(move || {
                 let mut sha1 = Sha1::new();
                 for chunk in work {
-                    sha1.update(&chunk[..]);
+                    hash_pulling_ahead(&mut sha1, &chunk);
                     // The buffer goes back for reuse; if nobody takes it, it is wiped.
                     let _ = give_back.send(chunk);
                 }
@@ -120,6 +122,26 @@ impl ParallelSha1 {
         self.digest = Some(digest);
         digest
     }
+}
+
+/// What SHA-1 takes at a time while the next piece is pulled towards this core.
+const PULL: usize = 4 << 10;
+
+/// `sha1.update(data)`, touching one byte of every cache line of the next [`PULL`] bytes
+/// before hashing the current ones. The data was written on the other core: left to the
+/// hardware, each line arrives only when SHA-1 reaches it and the hash waits for it
+/// (measured here: 1.0 GB/s, against 1.5 GB/s touched ahead and 1.9 GB/s on data already
+/// in this core's cache). The touches are independent loads, so they are in flight at once.
+fn hash_pulling_ahead(sha1: &mut Sha1, data: &[u8]) {
+    let mut pulled = 0u8;
+    for (i, piece) in data.chunks(PULL).enumerate() {
+        let next = data.get((i + 1) * PULL..).unwrap_or_default();
+        for line in next.iter().take(PULL).step_by(64) {
+            pulled ^= *line;
+        }
+        sha1.update(piece);
+    }
+    std::hint::black_box(pulled);
 }
 
 pub struct SeipdV1Reader<R> {
@@ -227,6 +249,47 @@ impl<R: Read> SeipdV1Reader<R> {
         Ok(())
     }
 
+    /// A large read when this reader holds just the withheld bytes: the ciphertext is read
+    /// into `out` and decrypted there, rather than decrypted here and copied out (a pass
+    /// over every byte less). The withheld bytes go first; the last [`MDC`] bytes and a
+    /// partial block come back here, so the MDC is still withheld. Returns 0 at the end of
+    /// the input or if less than a block came: the buffered path then goes on.
+    fn read_direct(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let held = self.end - self.start;
+        let unhashed = self.end - self.hashed;
+        let carried = held + self.carry_len;
+        out[..held].copy_from_slice(&self.data[self.start..self.end]);
+        out[held..carried].copy_from_slice(&self.carry[..self.carry_len]);
+        let n = loop {
+            match self.inner.read(&mut out[carried..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        let bs = self.cfb.block_size();
+        let whole = (self.carry_len + n) / bs * bs;
+        if whole == 0 {
+            // Less than a block came (or nothing, at the end): it waits as carry.
+            self.carry_len += n;
+            self.carry[..self.carry_len].copy_from_slice(&out[held..carried + n]);
+            return Ok(0);
+        }
+        let total = held + whole;
+        self.cfb.decrypt(&mut out[held..total]);
+        let returned = total - MDC;
+        if self.check {
+            self.sha1.update(&out[held - unhashed..total - 20]);
+        }
+        self.data[..MDC].copy_from_slice(&out[returned..total]);
+        self.carry_len = carried + n - total;
+        self.carry[..self.carry_len].copy_from_slice(&out[total..carried + n]);
+        self.start = 0;
+        self.end = MDC;
+        self.hashed = MDC - 20;
+        Ok(returned)
+    }
+
     fn check_mdc(&mut self) -> io::Result<()> {
         if self.prefix > 0 || self.end - self.start < MDC {
             return Err(self
@@ -255,6 +318,17 @@ impl<R: Read> Read for SeipdV1Reader<R> {
         if self.poisoned {
             return Err(super::poisoned());
         }
+        let holds_mdc_only = self.end - self.start == MDC;
+        if holds_mdc_only && !self.eof && self.prefix == 0 && out.len() >= DIRECT {
+            match self.read_direct(out) {
+                Ok(0) => {}
+                Ok(n) => return Ok(n),
+                Err(e) => {
+                    self.poisoned = true;
+                    return Err(e);
+                }
+            }
+        }
         while self.ready() == 0 {
             if self.eof && self.authenticated {
                 return Ok(0);
@@ -268,5 +342,112 @@ impl<R: Read> Read for SeipdV1Reader<R> {
         out[..n].copy_from_slice(&self.data[self.start..self.start + n]);
         self.start += n;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::symmetric::BlockCipher;
+
+    /// A SEIPD v1 body (AES-128, zero key) holding `plain`.
+    fn sealed(plain: &[u8]) -> Vec<u8> {
+        use cipher::{AsyncStreamCipher, KeyIvInit};
+        let mut all: Vec<u8> = (0..16u8).collect();
+        all.extend([14, 15]);
+        all.extend(plain);
+        all.extend([0xD3, 0x14]);
+        let digest = Sha1::digest(&all);
+        all.extend(digest);
+        cfb_mode::Encryptor::<aes::Aes128>::new_from_slices(&[0; 16], &[0; 16])
+            .expect("key")
+            .encrypt(&mut all);
+        all
+    }
+
+    /// Gives at most `most` bytes per read, varying, as pipes and partial bodies do.
+    struct Ragged<'a> {
+        data: &'a [u8],
+        most: usize,
+        turn: usize,
+    }
+
+    impl Read for Ragged<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            self.turn += 1;
+            let n = out
+                .len()
+                .min(self.data.len())
+                .min(self.most / (1 + self.turn % 3) + self.turn % 7);
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    fn open(body: &[u8], most: usize, check: bool) -> SeipdV1Reader<Ragged<'_>> {
+        let cipher = BlockCipher::new(7, &[0; 16]).expect("aes");
+        let inner = Ragged {
+            data: body,
+            most,
+            turn: 0,
+        };
+        SeipdV1Reader::new(inner, CfbDecryptor::new(cipher), check, Failure::default())
+    }
+
+    /// Reads in pieces of `step` bytes (large ones take the direct path) to the end.
+    fn read_all(reader: &mut impl Read, step: usize) -> io::Result<Vec<u8>> {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; step];
+        loop {
+            match reader.read(&mut buf)? {
+                0 => return Ok(got),
+                n => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    #[test]
+    fn direct_and_buffered_reads_give_the_plaintext_and_check_the_mdc() {
+        for len in [
+            0,
+            1,
+            21,
+            22,
+            23,
+            5000,
+            DIRECT - 3,
+            DIRECT + 17,
+            3 * DIRECT + 5,
+        ] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
+            let body = sealed(&plain);
+            for (most, step) in [
+                (1 << 20, DIRECT),
+                (70_001, 3 * DIRECT),
+                (40, DIRECT),
+                (5000, 999),
+            ] {
+                for check in [true, false] {
+                    let got = read_all(&mut open(&body, most, check), step).expect("plain");
+                    assert!(
+                        got == plain,
+                        "len {len} most {most} step {step} check {check}"
+                    );
+                }
+                let mut changed = body.clone();
+                let at = changed.len() - 1 - len % 20;
+                changed[at] ^= 1;
+                assert!(
+                    read_all(&mut open(&changed, most, true), step).is_err(),
+                    "changed: len {len} most {most} step {step}"
+                );
+                let cut = &body[..body.len() - 1 - len % 30];
+                assert!(
+                    read_all(&mut open(cut, most, true), step).is_err(),
+                    "truncated: len {len} most {most} step {step}"
+                );
+            }
+        }
     }
 }

@@ -259,15 +259,17 @@ impl CfbDecryptor {
         self.keystream.clear();
         self.keystream.resize(full, 0);
         // Keystream block i is E(C[i-1]); C[-1] is the previous call's last block.
+        // The ciphertext is encrypted straight into place (no copy of it first).
         let mut shifted = std::mem::take(&mut self.keystream);
         shifted[..bs].copy_from_slice(&self.previous[..bs]);
+        self.cipher.encrypt_in_place(&mut shifted[..bs]);
         let whole = buf.len() / bs * bs;
         let carried = (blocks - 1) * bs;
-        shifted[bs..bs + carried].copy_from_slice(&buf[..carried]);
+        self.cipher
+            .encrypt(&buf[..carried], &mut shifted[bs..bs + carried]);
         if whole == buf.len() {
             self.previous[..bs].copy_from_slice(&buf[whole - bs..]);
         }
-        self.cipher.encrypt_in_place(&mut shifted);
         for (b, k) in buf.iter_mut().zip(shifted.iter()) {
             *b ^= k;
         }
