@@ -286,7 +286,9 @@ fn decrypt_to(
         }
         None => {
             crate::paths::widen_pipe(std::io::stdout());
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            // Smaller than the engine's writes of the bulk, which then bypass it (no copy);
+            // small writes (headers, short messages) are still gathered.
+            let mut out = std::io::BufWriter::with_capacity(1 << 17, std::io::stdout().lock());
             let n = decrypt::decrypt_to(
                 input,
                 engine::Dest::Stream(&mut out),
