@@ -244,8 +244,8 @@ const BACKGROUND_BLOCK: usize = 1 << 20;
 /// Buffers in all: one being filled, the others being written or waiting.
 const BACKGROUND_BUFFERS: usize = 3;
 
-/// Plaintext written to a file on a second thread, in buffers that are wiped after each
-/// write (plaintext is not left in freed memory) and reused.
+/// Data written to a file on a second thread, in buffers that are reused and, for
+/// plaintext, wiped after each write (plaintext is not left in freed memory).
 pub struct Background {
     to_thread: Option<std::sync::mpsc::SyncSender<Zeroizing<Vec<u8>>>>,
     /// In a mutex only to be `Sync` (the engine's readers must be, and the spool's writer
@@ -261,13 +261,19 @@ pub struct Background {
 }
 
 impl Background {
-    /// A writer of `file` on a thread of its own. Call `finish` and check it: dropping the
-    /// writer waits for the thread but drops its error.
-    pub fn spawn(file: File) -> Background {
-        Background::new(file)
+    /// A writer of ciphertext (a spool) to `file` on a thread of its own: its buffers are
+    /// not wiped between writes (a pass over every byte less). Call `finish` and check
+    /// it: dropping the writer waits for the thread but drops its error.
+    pub fn for_ciphertext(file: File) -> Background {
+        Background::with_wiping(file, false)
     }
 
-    fn new(mut file: File) -> Background {
+    /// A writer of plaintext to `file`.
+    fn new(file: File) -> Background {
+        Background::with_wiping(file, true)
+    }
+
+    fn with_wiping(mut file: File, wipe: bool) -> Background {
         use std::sync::mpsc::sync_channel;
         let (to_thread, rx) = sync_channel::<Zeroizing<Vec<u8>>>(BACKGROUND_BUFFERS);
         let (tx, from_thread) = sync_channel::<Zeroizing<Vec<u8>>>(BACKGROUND_BUFFERS);
@@ -284,8 +290,10 @@ impl Background {
                         }
                     }
                 }
-                let used = buf.len();
-                zeroize::Zeroize::zeroize(&mut buf[..used]);
+                if wipe {
+                    let used = buf.len();
+                    zeroize::Zeroize::zeroize(&mut buf[..used]);
+                }
                 buf.clear();
                 if tx.send(buf).is_err() {
                     return;

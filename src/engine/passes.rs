@@ -85,7 +85,7 @@ pub(super) fn run_pass(
     let binary: Box<dyn Read + Send + Sync + '_> = match pass.tee.take() {
         Some((spool, hasher)) => Box::new(Tee {
             inner: binary,
-            copy: crate::output::Background::spawn(spool),
+            copy: crate::output::Background::for_ciphertext(spool),
             hasher,
             done: false,
             failure: failure.clone(),

@@ -53,7 +53,7 @@ impl Sealer {
             .and_then(Ocb::new)
             .ok_or_else(|| Error::Other("AES-256 unavailable".into()))?;
         let file = super::source::spool_file(dir)?;
-        let writer = crate::output::Background::spawn(
+        let writer = crate::output::Background::for_ciphertext(
             file.try_clone()
                 .map_err(|e| Error::io("cannot use the spool file", e))?,
         );
