@@ -127,6 +127,27 @@ pub fn gpgme_signs_with_the_card_in_every_mode(env: &Env) {
     );
     assert!(!other.status.success());
     assert_eq!(front.pinentry_asks(), asked, "no PIN for another key");
+    // No key named, in a keyring that does not know the card's key: that card is nobody's
+    // default here (someone else's, or a spare), so the real gpg answers, and it has none.
+    let stranger = tempfile::tempdir().expect("home");
+    let unknown = run(
+        front
+            .client(env, &mut Command::new(&front_gpg))
+            .env("GNUPGHOME", stranger.path())
+            .args(["--batch", "--detach-sign"]),
+        b"data",
+    );
+    let _ = Command::new("gpgconf")
+        .arg("--homedir")
+        .arg(stranger.path())
+        .args(["--kill", "all"])
+        .status();
+    assert!(
+        !unknown.status.success(),
+        "signed with a card the keyring does not know: {}",
+        text(&unknown.stderr)
+    );
+    assert_eq!(front.pinentry_asks(), asked, "no PIN for an unknown card");
 }
 
 /// GPGME's encrypt-and-sign (neomutt, KMail, Emacs): signed by the card, encrypted by the real
