@@ -55,9 +55,7 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
         std::env::set_var("DISPLAY", display);
     }
     let options = DecryptOptions {
-        card: std::env::var("CARDECRYPT_CARD")
-            .ok()
-            .filter(|c| !c.is_empty()),
+        card: super::chosen_card(),
         pin: PinPolicy {
             source: match call.passphrase_fd {
                 Some(fd) => PinSource::Fd(fd),

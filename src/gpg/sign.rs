@@ -46,10 +46,8 @@ pub fn run(call: &DecryptCall, args: &[OsString], config: &Config, real_gpg: &Pa
     let mut source = PcscSource::default();
     let counter = ApduCounter::default();
     let cards = card::open_all(&mut source, &counter, false).unwrap_or_default();
-    // The card the user chose, as for decrypting (`CARDECRYPT_CARD`), else any.
-    let chosen = std::env::var("CARDECRYPT_CARD")
-        .ok()
-        .filter(|c| !c.is_empty());
+    // The card the user chose, as for decrypting, else any.
+    let chosen = super::chosen_card();
     // The card is chosen and signs in one transaction (one read of its data, not two).
     let mut result = None;
     for mut open in cards {
