@@ -24,6 +24,8 @@ mod desktop;
 mod evolution;
 #[path = "pcsc/faults.rs"]
 mod faults;
+#[path = "pcsc/front_end.rs"]
+mod front_end;
 #[path = "pcsc/gpg_front.rs"]
 mod gpg_front;
 #[path = "pcsc/harness.rs"]
@@ -64,6 +66,7 @@ use decrypting::*;
 use desktop::*;
 use evolution::*;
 use faults::*;
+use front_end::*;
 use gpg_front::*;
 use harness::*;
 use mutt::*;

@@ -7,7 +7,7 @@
 use super::*;
 use crate::{
     desktop::Bus,
-    gpg_front::{lock_card, FrontEnd},
+    front_end::{lock_card, FrontEnd},
     screen::{card_emails, wait_shown, Group, Xvfb},
 };
 

@@ -7,7 +7,7 @@
 use super::*;
 use crate::{
     desktop::Bus,
-    gpg_front::{lock_card, FrontEnd},
+    front_end::{lock_card, FrontEnd},
     screen::{atspi, card_emails, shown_chrome, shown_text, Group, Xvfb},
 };
 

@@ -4,7 +4,10 @@
 //! for the plain command and `cardecrypt mail`.
 
 use super::*;
-use crate::gpg_front::{lock_card, FrontEnd, CARD_FPR};
+use crate::{
+    front_end::{lock_card, FrontEnd},
+    gpg_front::CARD_FPR,
+};
 
 const WORD: &str = "zanzibarquokka";
 

@@ -3,7 +3,7 @@
 //! checked by the real gpg; a key not on the card goes to the real gpg.
 
 use super::*;
-use crate::gpg_front::{hex_decode, lock_card, FrontEnd};
+use crate::front_end::{hex_decode, lock_card, FrontEnd};
 
 /// GPGME's sign: `MODE ARMOR TEXT FRONT_END HOME DATA_FILE [SIGNER]`; prints one JSON
 /// object. With SIGNER, the key is first looked up as a secret key (`gpgme_get_key(FPR,

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::{
-    gpg_front::FrontEnd,
+    front_end::FrontEnd,
     screen::{card_emails, Group, Xvfb},
     signing::split_signed,
 };
