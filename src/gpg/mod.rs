@@ -27,7 +27,6 @@ use std::{ffi::OsString, io::Write, path::Path};
 
 use crate::config::Config;
 
-/// The line `--version` and `--list-config` add after the real gpg's.
 /// The card the user chose (`CARDECRYPT_CARD`, an ident or serial as `cardecrypt --card`
 /// takes it): decrypting and signing use only that one.
 fn chosen_card() -> Option<String> {
@@ -36,6 +35,7 @@ fn chosen_card() -> Option<String> {
         .filter(|c| !c.is_empty())
 }
 
+/// The line `--version` and `--list-config` add after the real gpg's.
 fn banner() -> String {
     format!(
         "OpenPGP card decryption by cardecrypt {} (cardecrypt-gpg)",
