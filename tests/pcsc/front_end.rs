@@ -7,6 +7,9 @@ use std::ffi::OsString;
 
 use super::*;
 
+/// The fingerprint of the card's key (the cv25519 fixture) in every front end's keyring.
+pub(crate) const CARD_FPR: &str = "F871B55303AEC7827FCF3EDE7BC04DD0BECCEA44";
+
 /// GPGME through Python: `MODE MESSAGE FRONT_END HOME`; prints one JSON object.
 const GPGME_SCRIPT: &str = r#"
 import gpg, json, sys

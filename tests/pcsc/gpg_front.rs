@@ -8,7 +8,6 @@
 use super::*;
 
 const SECRET: &str = "only the card opens this\n";
-pub(crate) const CARD_FPR: &str = "F871B55303AEC7827FCF3EDE7BC04DD0BECCEA44";
 
 pub fn gpgme_decrypts_card_messages_through_cardecrypt_gpg(env: &Env) {
     env.import_to_card("cv25519");

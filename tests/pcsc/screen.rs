@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 
 use super::*;
-use crate::{front_end::FrontEnd, gpg_front::CARD_FPR};
+use crate::front_end::{FrontEnd, CARD_FPR};
 
 /// Two PGP/MIME emails to the card with `secret` as their text: one as gpg encrypted it
 /// (subject `subject`), one with a bit of its encrypted data flipped near the end, inside

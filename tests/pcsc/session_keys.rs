@@ -4,10 +4,7 @@
 //! for the plain command and `cardecrypt mail`.
 
 use super::*;
-use crate::{
-    front_end::{lock_card, FrontEnd},
-    gpg_front::CARD_FPR,
-};
+use crate::front_end::{lock_card, FrontEnd, CARD_FPR};
 
 const WORD: &str = "zanzibarquokka";
 
